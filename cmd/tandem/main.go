@@ -1,0 +1,43 @@
+// Command tandem injects backup sidecars into annotated database Pods and defaults Jobs and CronJobs: as a
+// Kubernetes mutating admission webhook (tandem webhook), or offline on YAML manifests (tandem inject).
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `tandem injects backup sidecars into annotated database Pods.
+
+Usage:
+  tandem webhook [flags]     serve the mutating admission webhook over HTTPS
+  tandem inject -f FILE      print manifests as the webhook would mutate them (-f - reads stdin)
+  tandem version             print the version
+
+Run "tandem COMMAND --help" for a command's flags.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	var err error
+	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
+	case "webhook":
+		err = runWebhook(args)
+	case "inject":
+		err = runInject(args, os.Stdin, os.Stdout, os.Stderr)
+	case "version", "--version":
+		fmt.Println(versionString())
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+	default:
+		fmt.Fprintf(os.Stderr, "tandem: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tandem %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}

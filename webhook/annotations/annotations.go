@@ -1,0 +1,207 @@
+// Package annotations holds every annotation key tandem reads or writes, each with the check of its value.
+//
+// The README's annotation reference is tested against All, so a key added here without documentation fails
+// the tests.
+package annotations
+
+import (
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// Prefix starts every tandem annotation key.
+const Prefix = "tandem.dev/"
+
+// Keys read from a Pod or a workload's pod template.
+const (
+	// Backup opts a pod into backup sidecar injection. Its value names a profile of the configuration, or is
+	// "true" for the configuration's default profile. "false" leaves the pod alone.
+	Backup = Prefix + "backup"
+	// BackupLocation is the object-storage URL backups are uploaded to, the sidecar's BACKUP_LOCATION.
+	BackupLocation = Prefix + "backup-location"
+	// DatabaseSecret names the Secret holding the database password. The sidecar gets DATABASE_PASSWORD from
+	// it and the Secret is mounted read-only at /secrets.
+	DatabaseSecret = Prefix + "database-secret"
+	// DatabaseSecretKey is the key of the password in DatabaseSecret.
+	DatabaseSecretKey = Prefix + "database-secret-key"
+	// BackupInterval is the time between two backups, as a Go duration.
+	BackupInterval = Prefix + "backup-interval"
+	// Database names the database to dump, the sidecar's DATABASE_NAME.
+	Database = Prefix + "database"
+	// BackupCredentials names a Secret whose keys become the sidecar's environment (envFrom), for example
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+	BackupCredentials = Prefix + "backup-credentials"
+)
+
+// Keys read from a Job or a CronJob.
+const (
+	// Defaults opts a Job or CronJob out of tandem's defaulting when "false".
+	Defaults = Prefix + "defaults"
+)
+
+// Keys tandem writes.
+const (
+	// Injected records that tandem injected the backup sidecar, and with which profile. A pod that carries it
+	// is never injected again.
+	Injected = Prefix + "injected"
+	// Defaulted lists, comma-separated, the field paths tandem set on a Job or CronJob.
+	Defaulted = Prefix + "defaulted"
+)
+
+// DefaultDatabaseSecretKey is the key read from DatabaseSecret when DatabaseSecretKey is not set.
+const DefaultDatabaseSecretKey = "database-password"
+
+// Annotation documents one key: what it does, its default, and the check of its value.
+type Annotation struct {
+	Key         string
+	Description string
+	// Default is what applies when the key is absent, in words.
+	Default string
+	// SetByTandem marks keys tandem writes; users do not set them.
+	SetByTandem bool
+	// Validate checks a value; nil accepts any value.
+	Validate func(value string) error
+}
+
+// All lists every annotation tandem knows, in the order the README documents them.
+var All = []Annotation{
+	{Key: Backup, Description: `Opts the pod in. The value names a profile, or is "true" for the default profile; "false" opts out.`,
+		Default: "no injection", Validate: ValidateProfileName},
+	{Key: BackupLocation, Description: "Where backups are uploaded (`s3://bucket/prefix`, `gs://`, `azblob://`, `file:///path`); the sidecar's `BACKUP_LOCATION`.",
+		Default: "the profile's `backupLocation`; required if the profile has none", Validate: func(v string) error { _, err := ValidateLocation(v); return err }},
+	{Key: DatabaseSecret, Description: "Secret with the database password: `DATABASE_PASSWORD` from a `secretKeyRef`, and the Secret mounted read-only at `/secrets`.",
+		Default: "no password (a warning)", Validate: ValidateSecretName},
+	{Key: DatabaseSecretKey, Description: "Key of the password in the database secret.",
+		Default: "`" + DefaultDatabaseSecretKey + "`", Validate: ValidateSecretKey},
+	{Key: BackupInterval, Description: "Time between backups, a Go duration (`30m`, `6h`, `24h`), at least 1s; the sidecar's `BACKUP_INTERVAL` and `BACKUP_INTERVAL_SECONDS`.",
+		Default: "the profile's `interval`", Validate: func(v string) error { _, err := ParseInterval(v); return err }},
+	{Key: Database, Description: "Database to dump; the sidecar's `DATABASE_NAME`.",
+		Default: "the profile's `database`", Validate: ValidateDatabaseName},
+	{Key: BackupCredentials, Description: "Secret whose keys become the sidecar's environment (`envFrom`), e.g. `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.",
+		Default: "none", Validate: ValidateSecretName},
+	{Key: Injected, Description: "Written by tandem: the profile it injected. A pod carrying it is never injected again.",
+		SetByTandem: true},
+	{Key: Defaults, Description: "On a Job or CronJob: `\"false\"` opts it out of tandem's defaults.",
+		Default: "defaults apply", Validate: ValidateBool},
+	{Key: Defaulted, Description: "Written by tandem on a Job or CronJob: the comma-separated field paths it set.",
+		SetByTandem: true},
+}
+
+// Lookup returns the documentation of key.
+func Lookup(key string) (Annotation, bool) {
+	i := slices.IndexFunc(All, func(a Annotation) bool { return a.Key == key })
+	if i < 0 {
+		return Annotation{}, false
+	}
+	return All[i], true
+}
+
+// Known reports whether key is a tandem annotation.
+func Known(key string) bool {
+	_, ok := Lookup(key)
+	return ok
+}
+
+// True is the value of Backup that selects the default profile.
+const True = "true"
+
+// ValidateProfileName checks the value of Backup: "true", "false" or a profile name.
+func ValidateProfileName(v string) error {
+	if v == "" {
+		return fmt.Errorf(`is empty: set it to a profile name, or "true" for the default profile`)
+	}
+	if errs := validation.IsDNS1123Label(v); len(errs) > 0 {
+		return fmt.Errorf("%q is not a profile name: %s", v, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// LocationSchemes are the URL schemes a backup location may use.
+var LocationSchemes = []string{"s3", "gs", "azblob", "file"}
+
+// ValidateLocation checks an object-storage URL such as s3://bucket/prefix and returns it parsed.
+func ValidateLocation(v string) (*url.URL, error) {
+	const form = "use s3://bucket/prefix, gs://bucket/prefix, azblob://container/prefix or file:///path"
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme == "" {
+		return nil, fmt.Errorf("%q is not a URL: %s", v, form)
+	}
+	if !slices.Contains(LocationSchemes, u.Scheme) {
+		return nil, fmt.Errorf("%q: scheme %q is not supported: %s", v, u.Scheme, form)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("%q carries credentials in the URL: put them in a Secret named by %s instead", v, BackupCredentials)
+	}
+	if u.Scheme == "file" {
+		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
+			return nil, fmt.Errorf("%q: a file location is an absolute path, file:///path", v)
+		}
+		return u, nil
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("%q names no bucket: %s", v, form)
+	}
+	if errs := validation.IsDNS1123Subdomain(u.Host); len(errs) > 0 && u.Scheme != "azblob" {
+		return nil, fmt.Errorf("%q: %q is not a valid bucket name: %s", v, u.Host, strings.Join(errs, "; "))
+	}
+	return u, nil
+}
+
+// MinInterval is the shortest accepted backup interval.
+const MinInterval = time.Second
+
+// ParseInterval parses a backup interval: a Go duration of at least MinInterval.
+func ParseInterval(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a Go duration (examples: 30m, 6h, 24h)", v)
+	}
+	if d < MinInterval {
+		return 0, fmt.Errorf("%q is shorter than the minimum interval, %s", v, MinInterval)
+	}
+	return d, nil
+}
+
+// ValidateBool checks a "true" or "false" value.
+func ValidateBool(v string) error {
+	if v != "true" && v != "false" {
+		return fmt.Errorf(`%q is neither "true" nor "false"`, v)
+	}
+	return nil
+}
+
+// ValidateSecretName checks a Secret name.
+func ValidateSecretName(v string) error {
+	if errs := validation.IsDNS1123Subdomain(v); len(errs) > 0 {
+		return fmt.Errorf("%q is not a valid Secret name: %s", v, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ValidateSecretKey checks a key of a Secret.
+func ValidateSecretKey(v string) error {
+	if errs := validation.IsConfigMapKey(v); len(errs) > 0 {
+		return fmt.Errorf("%q is not a valid Secret key: %s", v, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ValidateDatabaseName checks a database name: printable, no spaces, at most 128 characters.
+func ValidateDatabaseName(v string) error {
+	if v == "" {
+		return fmt.Errorf("is empty: name the database to back up")
+	}
+	if len(v) > 128 {
+		return fmt.Errorf("%q is longer than 128 characters", v)
+	}
+	if i := strings.IndexFunc(v, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }); i >= 0 {
+		return fmt.Errorf("%q contains a space or a control character at byte %d", v, i)
+	}
+	return nil
+}

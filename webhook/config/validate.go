@@ -1,0 +1,191 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tandem-dev/tandem/webhook/annotations"
+)
+
+// Names tandem gives to what it adds to a pod; profiles may not use them for their own volumes, mounts or env.
+const (
+	// BackupVolume is the emptyDir shared with the sidecar, mounted at BackupMountPath.
+	BackupVolume    = "backup-data"
+	BackupMountPath = "/backups"
+	// SecretMountPath is where the database Secret is mounted in the sidecar.
+	SecretMountPath = "/secrets"
+)
+
+// Environment variables tandem sets on the sidecar from the pod's annotations.
+const (
+	EnvBackupLocation        = "BACKUP_LOCATION"
+	EnvBackupInterval        = "BACKUP_INTERVAL"
+	EnvBackupIntervalSeconds = "BACKUP_INTERVAL_SECONDS"
+	EnvDatabaseName          = "DATABASE_NAME"
+	EnvDatabasePassword      = "DATABASE_PASSWORD"
+)
+
+// ReservedEnv are the environment variables tandem sets itself.
+var ReservedEnv = []string{EnvBackupLocation, EnvBackupInterval, EnvBackupIntervalSeconds, EnvDatabaseName, EnvDatabasePassword}
+
+// Validate checks the whole configuration and returns every problem, each naming its key.
+func (c *Config) Validate() field.ErrorList {
+	var errs field.ErrorList
+	if c.DefaultProfile != "" {
+		if _, ok := c.Profiles[c.DefaultProfile]; !ok {
+			errs = append(errs, field.NotSupported(field.NewPath("defaultProfile"), c.DefaultProfile, c.ProfileNames()))
+		}
+	}
+	for _, name := range c.ProfileNames() {
+		errs = append(errs, c.Profiles[name].validate(field.NewPath("profiles").Key(name), name)...)
+	}
+	errs = append(errs, c.Jobs.validate(field.NewPath("jobs"))...)
+	errs = append(errs, c.CronJobs.validate(field.NewPath("cronJobs"))...)
+	return errs
+}
+
+// ProfileNames returns the profiles' names, sorted.
+func (c *Config) ProfileNames() []string {
+	names := make([]string, 0, len(c.Profiles))
+	for n := range c.Profiles {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
+	var errs field.ErrorList
+	if name == annotations.True || name == "false" {
+		errs = append(errs, field.Invalid(path, name, `"true" and "false" are values of tandem.dev/backup, not profile names`))
+	} else if err := annotations.ValidateProfileName(name); err != nil {
+		errs = append(errs, field.Invalid(path, name, err.Error()))
+	}
+	for _, msg := range validation.IsDNS1123Label(p.ContainerName) {
+		errs = append(errs, field.Invalid(path.Child("containerName"), p.ContainerName, msg))
+	}
+	if p.Image == "" {
+		errs = append(errs, field.Required(path.Child("image"), "the sidecar's container image"))
+	}
+	switch p.ImagePullPolicy {
+	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
+	default:
+		errs = append(errs, field.NotSupported(path.Child("imagePullPolicy"), p.ImagePullPolicy,
+			[]corev1.PullPolicy{corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever}))
+	}
+	if _, err := annotations.ParseInterval(p.Interval); err != nil {
+		errs = append(errs, field.Invalid(path.Child("interval"), p.Interval, err.Error()))
+	}
+	if p.BackupLocation != "" {
+		if _, err := annotations.ValidateLocation(p.BackupLocation); err != nil {
+			errs = append(errs, field.Invalid(path.Child("backupLocation"), p.BackupLocation, err.Error()))
+		}
+	}
+	if p.Database != "" {
+		if err := annotations.ValidateDatabaseName(p.Database); err != nil {
+			errs = append(errs, field.Invalid(path.Child("database"), p.Database, err.Error()))
+		}
+	}
+	for i, e := range p.Env {
+		ep := path.Child("env").Index(i).Child("name")
+		for _, msg := range validation.IsEnvVarName(e.Name) {
+			errs = append(errs, field.Invalid(ep, e.Name, msg))
+		}
+		if slices.Contains(ReservedEnv, e.Name) {
+			errs = append(errs, field.Forbidden(ep, fmt.Sprintf("%s is set by tandem from the pod's annotations", e.Name)))
+		}
+	}
+	errs = append(errs, validateResources(path.Child("resources"), p.Resources)...)
+
+	volumes := map[string]bool{}
+	for i, v := range p.Volumes {
+		vp := path.Child("volumes").Index(i).Child("name")
+		for _, msg := range validation.IsDNS1123Label(v.Name) {
+			errs = append(errs, field.Invalid(vp, v.Name, msg))
+		}
+		switch {
+		case v.Name == BackupVolume:
+			errs = append(errs, field.Forbidden(vp, BackupVolume+" is tandem's own volume"))
+		case volumes[v.Name]:
+			errs = append(errs, field.Duplicate(vp, v.Name))
+		}
+		volumes[v.Name] = true
+	}
+	for i, m := range p.VolumeMounts {
+		mp := path.Child("volumeMounts").Index(i)
+		if !volumes[m.Name] && m.Name != BackupVolume {
+			errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
+		}
+		if m.MountPath == BackupMountPath || m.MountPath == SecretMountPath {
+			errs = append(errs, field.Forbidden(mp.Child("mountPath"), m.MountPath+" is where tandem mounts its own volume"))
+		}
+		if m.MountPath == "" || m.MountPath[0] != '/' {
+			errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be an absolute path"))
+		}
+	}
+	return errs
+}
+
+func validateResources(path *field.Path, r corev1.ResourceRequirements) field.ErrorList {
+	var errs field.ErrorList
+	for name, req := range r.Requests {
+		if req.Sign() < 0 {
+			errs = append(errs, field.Invalid(path.Child("requests").Key(string(name)), req.String(), "must not be negative"))
+		}
+		if limit, ok := r.Limits[name]; ok && req.Cmp(limit) > 0 {
+			errs = append(errs, field.Invalid(path.Child("requests").Key(string(name)), req.String(),
+				fmt.Sprintf("must not exceed the limit, %s", limit.String())))
+		}
+	}
+	for name, limit := range r.Limits {
+		if limit.Sign() < 0 {
+			errs = append(errs, field.Invalid(path.Child("limits").Key(string(name)), limit.String(), "must not be negative"))
+		}
+	}
+	return errs
+}
+
+func (j *JobDefaults) validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	errs = append(errs, nonNegative(path.Child("ttlSecondsAfterFinished"), j.TTLSecondsAfterFinished)...)
+	errs = append(errs, nonNegative(path.Child("backoffLimit"), j.BackoffLimit)...)
+	if j.ActiveDeadlineSeconds != nil && *j.ActiveDeadlineSeconds <= 0 {
+		errs = append(errs, field.Invalid(path.Child("activeDeadlineSeconds"), *j.ActiveDeadlineSeconds, "must be greater than 0"))
+	}
+	if j.RestartPolicy != nil && *j.RestartPolicy != corev1.RestartPolicyNever && *j.RestartPolicy != corev1.RestartPolicyOnFailure {
+		errs = append(errs, field.NotSupported(path.Child("restartPolicy"), *j.RestartPolicy,
+			[]corev1.RestartPolicy{corev1.RestartPolicyNever, corev1.RestartPolicyOnFailure}))
+	}
+	return errs
+}
+
+func (c *CronJobDefaults) validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	errs = append(errs, nonNegative(path.Child("successfulJobsHistoryLimit"), c.SuccessfulJobsHistoryLimit)...)
+	errs = append(errs, nonNegative(path.Child("failedJobsHistoryLimit"), c.FailedJobsHistoryLimit)...)
+	if c.ConcurrencyPolicy != nil {
+		switch *c.ConcurrencyPolicy {
+		case batchv1.AllowConcurrent, batchv1.ForbidConcurrent, batchv1.ReplaceConcurrent:
+		default:
+			errs = append(errs, field.NotSupported(path.Child("concurrencyPolicy"), *c.ConcurrencyPolicy,
+				[]batchv1.ConcurrencyPolicy{batchv1.AllowConcurrent, batchv1.ForbidConcurrent, batchv1.ReplaceConcurrent}))
+		}
+	}
+	if c.StartingDeadlineSeconds != nil && *c.StartingDeadlineSeconds < 0 {
+		errs = append(errs, field.Invalid(path.Child("startingDeadlineSeconds"), *c.StartingDeadlineSeconds, "must not be negative"))
+	}
+	return errs
+}
+
+func nonNegative(path *field.Path, v *int32) field.ErrorList {
+	if v != nil && *v < 0 {
+		return field.ErrorList{field.Invalid(path, *v, "must not be negative")}
+	}
+	return nil
+}

@@ -1,0 +1,298 @@
+// Package inject decides what backup sidecar, volumes and annotation a pod gains, from its annotations and a
+// profile of the configuration. It is plain Go on typed objects: the webhook and the offline `tandem inject`
+// both call it, and its only output is a Plan and the JSON patch that carries it out.
+package inject
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/tandem-dev/tandem/webhook/annotations"
+	"github.com/tandem-dev/tandem/webhook/config"
+)
+
+// Refusal is a problem with the user's pod. The webhook denies the pod with its message, which says what to
+// change.
+type Refusal struct {
+	Problems []string
+}
+
+func (r *Refusal) Error() string {
+	return "tandem cannot inject the backup sidecar: " + strings.Join(r.Problems, "; ")
+}
+
+// Outcome is what tandem did with a pod.
+type Outcome string
+
+// Outcomes, as counted in tandem's metrics.
+const (
+	// Injected: the pod gains the sidecar (or, where an identical one was already there, only the annotation).
+	Injected Outcome = "injected"
+	// Skipped: the pod did not opt in, opted out, or was injected already.
+	Skipped Outcome = "skipped"
+	// Refused: the pod opted in but cannot be injected as written.
+	Refused Outcome = "refused"
+)
+
+// Plan is what one pod gains. The zero Plan adds nothing.
+type Plan struct {
+	Outcome Outcome
+	// Profile is the profile selected, when the pod opted in.
+	Profile string
+	// Warnings are facts the user should know that do not stop the pod.
+	Warnings []string
+	// Container is the sidecar to add; nil when nothing is added or an identical one is already there.
+	Container *corev1.Container
+	// Native puts Container in initContainers, as a native sidecar.
+	Native bool
+	// Volumes are the volumes to add; ones the pod already has, identical, are not repeated.
+	Volumes []corev1.Volume
+}
+
+// Injector plans injections with one configuration.
+type Injector struct {
+	cfg *config.Config
+}
+
+// New returns an Injector for cfg.
+func New(cfg *config.Config) *Injector {
+	return &Injector{cfg: cfg}
+}
+
+// Plan decides what the pod with this metadata and spec gains. A *Refusal error means the pod must not be
+// admitted as it is. The pod is not modified.
+func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, error) {
+	plan := &Plan{Outcome: Skipped}
+	ann := meta.Annotations
+	plan.Warnings = unknownKeys(ann)
+	value, optedIn := ann[annotations.Backup]
+	if !optedIn {
+		if key := firstInjectionKey(ann); key != "" {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s is set but %s is not: no backup sidecar was injected", key, annotations.Backup))
+		}
+		return plan, nil
+	}
+	if value == "false" {
+		return plan, nil
+	}
+	if done, ok := ann[annotations.Injected]; ok {
+		plan.Profile = done
+		return plan, nil
+	}
+
+	var problems []string
+	refuse := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	for _, a := range annotations.All {
+		if v, ok := ann[a.Key]; ok && a.Validate != nil {
+			if err := a.Validate(v); err != nil {
+				refuse("annotation %s: %v", a.Key, err)
+			}
+		}
+	}
+	if len(problems) > 0 {
+		return nil, &Refusal{Problems: problems}
+	}
+
+	profile, name, ok := in.cfg.Profile(value)
+	switch {
+	case !ok && value == annotations.True:
+		refuse(`annotation %s: "true" selects the default profile, but the configuration names none: set it to one of %s`,
+			annotations.Backup, strings.Join(in.cfg.ProfileNames(), ", "))
+	case !ok:
+		refuse(`annotation %s: unknown profile %q: set it to one of %s, or "true" for the default profile`,
+			annotations.Backup, value, strings.Join(in.cfg.ProfileNames(), ", "))
+	}
+	if len(problems) > 0 {
+		return nil, &Refusal{Problems: problems}
+	}
+	plan.Profile = name
+
+	location := valueOr(ann, annotations.BackupLocation, profile.BackupLocation)
+	if location == "" {
+		refuse("annotation %s is required: profile %s has no default location; add for example %s: s3://my-bucket/my-backups",
+			annotations.BackupLocation, name, annotations.BackupLocation)
+	}
+	interval, err := annotations.ParseInterval(valueOr(ann, annotations.BackupInterval, profile.Interval))
+	if err != nil { // the profile's own interval was checked with the configuration, so this is the annotation's
+		refuse("annotation %s: %v", annotations.BackupInterval, err)
+	}
+
+	secret := ann[annotations.DatabaseSecret]
+	c := &corev1.Container{
+		Name:            profile.ContainerName,
+		Image:           profile.Image,
+		ImagePullPolicy: profile.ImagePullPolicy,
+		Command:         profile.Command,
+		Args:            profile.Args,
+		Env:             sidecarEnv(profile, ann, location, interval.Seconds()),
+		Resources:       profile.Resources,
+		SecurityContext: profile.SecurityContext,
+		VolumeMounts: append([]corev1.VolumeMount{{Name: config.BackupVolume, MountPath: config.BackupMountPath}},
+			profile.VolumeMounts...),
+	}
+	if creds := ann[annotations.BackupCredentials]; creds != "" {
+		c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: creds}}}}
+	}
+	volumes := []corev1.Volume{{Name: config.BackupVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+	if secret != "" {
+		v := corev1.Volume{Name: SecretVolumeName(secret), VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
+		volumes = append(volumes, v)
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: config.SecretMountPath, ReadOnly: true})
+	} else {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s is not set: the backup sidecar connects to the database without a password", annotations.DatabaseSecret))
+	}
+	volumes = append(volumes, profile.Volumes...)
+	if profile.NativeSidecar {
+		always := corev1.ContainerRestartPolicyAlways
+		c.RestartPolicy = &always
+	} else if spec.RestartPolicy == corev1.RestartPolicyNever || spec.RestartPolicy == corev1.RestartPolicyOnFailure {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("the pod's restartPolicy is %s, but profile %s injects a regular container, "+
+			"which keeps the pod from ever completing: use a profile with nativeSidecar: true", spec.RestartPolicy, name))
+	}
+
+	plan.Native = profile.NativeSidecar
+	plan.Container, problems = placeContainer(spec, c, profile.NativeSidecar, name, problems)
+	plan.Volumes, problems = placeVolumes(spec, volumes, problems)
+	if len(problems) > 0 {
+		return nil, &Refusal{Problems: problems}
+	}
+	plan.Outcome = Injected
+	return plan, nil
+}
+
+// SecretVolumeName is the name of the volume of the database Secret: the Secret's own name when it is a valid
+// volume name, as users write it by hand, and "database-secret" otherwise.
+func SecretVolumeName(secret string) string {
+	if len(validation.IsDNS1123Label(secret)) == 0 {
+		return secret
+	}
+	return "database-secret"
+}
+
+func sidecarEnv(p *config.Profile, ann map[string]string, location string, seconds float64) []corev1.EnvVar {
+	env := make([]corev1.EnvVar, 0, len(p.Env)+5)
+	env = append(env,
+		corev1.EnvVar{Name: config.EnvBackupLocation, Value: location},
+		corev1.EnvVar{Name: config.EnvBackupInterval, Value: valueOr(ann, annotations.BackupInterval, p.Interval)},
+		corev1.EnvVar{Name: config.EnvBackupIntervalSeconds, Value: strconv.FormatInt(int64(seconds), 10)},
+	)
+	if db := valueOr(ann, annotations.Database, p.Database); db != "" {
+		env = append(env, corev1.EnvVar{Name: config.EnvDatabaseName, Value: db})
+	}
+	if secret := ann[annotations.DatabaseSecret]; secret != "" {
+		key := valueOr(ann, annotations.DatabaseSecretKey, annotations.DefaultDatabaseSecretKey)
+		env = append(env, corev1.EnvVar{Name: config.EnvDatabasePassword, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key},
+		}})
+	}
+	return append(env, p.Env...)
+}
+
+// placeContainer returns the sidecar to add, or nil when the pod already has an identical one in the same list.
+// A different container of the same name is a problem: tandem never overwrites a user's container.
+func placeContainer(spec *corev1.PodSpec, c *corev1.Container, native bool, profile string, problems []string) (*corev1.Container, []string) {
+	lists := []struct {
+		name       string
+		containers []corev1.Container
+		ours       bool
+	}{
+		{"containers", spec.Containers, !native},
+		{"initContainers", spec.InitContainers, native},
+	}
+	for _, l := range lists {
+		for i := range l.containers {
+			theirs := &l.containers[i]
+			if theirs.Name != c.Name {
+				continue
+			}
+			if !l.ours {
+				return nil, append(problems, fmt.Sprintf("the pod already has a container named %q in %s, where profile %s puts none: "+
+					"rename that container, or set containerName in the profile", c.Name, l.name, profile))
+			}
+			if d := difference(c, theirs); d != "" {
+				return nil, append(problems, fmt.Sprintf("the pod already has a container named %q that differs from the sidecar of profile %s in %s: "+
+					"rename that container, or remove it and let tandem add its own", c.Name, profile, d))
+			}
+			return nil, problems // identical: reuse it
+		}
+	}
+	return c, problems
+}
+
+// placeVolumes returns the volumes to add, leaving out those the pod already has, identical.
+func placeVolumes(spec *corev1.PodSpec, volumes []corev1.Volume, problems []string) ([]corev1.Volume, []string) {
+	add := volumes[:0:0]
+	for i := range volumes {
+		ours := &volumes[i]
+		j := indexVolume(spec.Volumes, ours.Name)
+		if j < 0 {
+			add = append(add, *ours)
+			continue
+		}
+		if d := difference(ours, &spec.Volumes[j]); d != "" {
+			problems = append(problems, fmt.Sprintf("the pod already has a volume named %q that differs from the one tandem adds in %s: "+
+				"rename the pod's volume, or remove it and let tandem add its own", ours.Name, d))
+		}
+	}
+	return add, problems
+}
+
+func indexVolume(vs []corev1.Volume, name string) int {
+	for i := range vs {
+		if vs[i].Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func valueOr(ann map[string]string, key, fallback string) string {
+	if v, ok := ann[key]; ok {
+		return v
+	}
+	return fallback
+}
+
+// injectionKeys are the annotations that mean something only beside tandem.dev/backup.
+var injectionKeys = []string{annotations.BackupLocation, annotations.DatabaseSecret, annotations.DatabaseSecretKey,
+	annotations.BackupInterval, annotations.Database, annotations.BackupCredentials}
+
+func firstInjectionKey(ann map[string]string) string {
+	for _, k := range injectionKeys {
+		if _, ok := ann[k]; ok {
+			return k
+		}
+	}
+	return ""
+}
+
+// unknownKeys warns of tandem.dev/ annotations tandem does not read, which are most often typos.
+func unknownKeys(ann map[string]string) []string {
+	var unknown []string
+	for k := range ann {
+		if strings.HasPrefix(k, annotations.Prefix) && !annotations.Known(k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	known := make([]string, 0, len(annotations.All))
+	for _, a := range annotations.All {
+		if !a.SetByTandem {
+			known = append(known, a.Key)
+		}
+	}
+	warnings := make([]string, len(unknown))
+	for i, k := range unknown {
+		warnings[i] = fmt.Sprintf("unknown annotation %s is ignored; tandem reads %s", k, strings.Join(known, ", "))
+	}
+	return warnings
+}

@@ -1,0 +1,70 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/tandem-dev/tandem/webhook/annotations"
+	"github.com/tandem-dev/tandem/webhook/config"
+	"github.com/tandem-dev/tandem/webhook/inject"
+)
+
+// PodPath is the endpoint of the pod injector.
+const PodPath = "/mutate-v1-pod"
+
+// PodMutator injects the backup sidecar into Pods on CREATE.
+type PodMutator struct {
+	Config *config.Store
+	Log    logr.Logger
+}
+
+// Mutate answers one Pod admission request. Only CREATE mutates: a Pod's containers cannot change after it
+// exists. A dry run gets the same answer, since tandem has no side effects to skip.
+func (m *PodMutator) Mutate(_ context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create || req.SubResource != "" {
+		return admission.Allowed("")
+	}
+	if req.Kind.Group != "" || req.Kind.Kind != "Pod" {
+		m.Log.Error(nil, "request for another kind on the pod endpoint; check the webhook configuration's rules", "kind", req.Kind)
+		return admission.Allowed("").WithWarnings(fmt.Sprintf("tandem's %s endpoint received a %s %s and left it unchanged: the webhook configuration is wrong", PodPath, req.Kind.Group, req.Kind.Kind))
+	}
+	var pod corev1.Pod
+	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the pod: %w", err))
+	}
+	plan, err := inject.New(m.Config.Get()).Plan(&pod.ObjectMeta, &pod.Spec)
+	if err != nil {
+		var refusal *inject.Refusal
+		if !errors.As(err, &refusal) {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		profile := pod.Annotations[annotations.Backup]
+		countInjection(profile, inject.Refused)
+		m.Log.Info("refused backup sidecar injection", "pod", podKey(req.Namespace, &pod), "profile", profile, "reason", err.Error())
+		return admission.Denied(err.Error())
+	}
+	countInjection(plan.Profile, plan.Outcome)
+	if plan.Outcome != inject.Injected {
+		return admission.Allowed("").WithWarnings(plan.Warnings...)
+	}
+	m.Log.V(1).Info("injected backup sidecar", "pod", podKey(req.Namespace, &pod), "profile", plan.Profile, "dryRun", req.DryRun != nil && *req.DryRun)
+	return admission.Patched("", plan.Patch("", &pod.ObjectMeta, &pod.Spec)...).WithWarnings(plan.Warnings...)
+}
+
+// podKey names a pod in logs: controllers create pods from generateName, so at admission many have no name yet,
+// and the namespace comes from the request, not the object.
+func podKey(namespace string, pod *corev1.Pod) string {
+	name := pod.Name
+	if name == "" {
+		name = pod.GenerateName + "*"
+	}
+	return namespace + "/" + name
+}

@@ -216,7 +216,7 @@ func placeContainer(spec *corev1.PodSpec, c *corev1.Container, native bool, prof
 					"rename that container, or set containerName in the profile", c.Name, l.name, profile))
 			}
 			if d := difference(c, theirs); d != "" {
-				return nil, append(problems, fmt.Sprintf("the pod already has a container named %q that differs from the sidecar of profile %s in %s: "+
+				return nil, append(problems, fmt.Sprintf("the pod already has a container named %q that is not the sidecar of profile %s (first difference: %s): "+
 					"rename that container, or remove it and let tandem add its own", c.Name, profile, d))
 			}
 			return nil, problems // identical: reuse it
@@ -236,7 +236,7 @@ func placeVolumes(spec *corev1.PodSpec, volumes []corev1.Volume, problems []stri
 			continue
 		}
 		if d := difference(ours, &spec.Volumes[j]); d != "" {
-			problems = append(problems, fmt.Sprintf("the pod already has a volume named %q that differs from the one tandem adds in %s: "+
+			problems = append(problems, fmt.Sprintf("the pod already has a volume named %q that is not the one tandem adds (first difference: %s): "+
 				"rename the pod's volume, or remove it and let tandem add its own", ours.Name, d))
 		}
 	}

@@ -132,15 +132,11 @@ func objectPatch(raw []byte, prefix string, in *inject.Injector) ([]gomodulesjso
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, nil, fmt.Errorf("not a Kubernetes object: %w", err)
 	}
-	group, _, _ := strings.Cut(obj.APIVersion, "/")
-	if !strings.Contains(obj.APIVersion, "/") {
-		group = ""
-	}
 	name := fmt.Sprintf("%s %s", obj.Kind, objectName(&obj.Metadata))
-	if group == "" && strings.HasSuffix(obj.Kind, "List") {
+	if !strings.Contains(obj.APIVersion, "/") && strings.HasSuffix(obj.Kind, "List") {
 		return listPatch(raw, prefix, in)
 	}
-	path, ok := templatePaths[group+"/"+obj.Kind]
+	path, ok := TemplatePath(obj.APIVersion, obj.Kind)
 	if !ok {
 		return nil, nil, nil
 	}
@@ -157,6 +153,17 @@ func objectPatch(raw []byte, prefix string, in *inject.Injector) ([]gomodulesjso
 		warnings[i] = name + ": " + w
 	}
 	return plan.Patch(prefix+pointer(path), &pod.ObjectMeta, &pod.Spec), warnings, nil
+}
+
+// TemplatePath returns where an object of this apiVersion and kind holds its pod (nil for a Pod itself), and
+// whether it holds one at all.
+func TemplatePath(apiVersion, kind string) ([]string, bool) {
+	group, _, found := strings.Cut(apiVersion, "/")
+	if !found {
+		group = ""
+	}
+	path, ok := templatePaths[group+"/"+kind]
+	return path, ok
 }
 
 // listPatch handles a v1 List, as kubectl get -o yaml writes it.

@@ -1,0 +1,288 @@
+package inject_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tandem-dev/tandem/webhook/annotations"
+	"github.com/tandem-dev/tandem/webhook/config"
+	"github.com/tandem-dev/tandem/webhook/inject"
+)
+
+// dbPod is the database Pod of the design: one container, a data volume, and the annotations given.
+func dbPod(ann map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "db-pod", Annotations: ann},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{Name: "db-container", Image: "my-database-image"}},
+			Volumes:    []corev1.Volume{{Name: "db-data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
+		},
+	}
+}
+
+func optIn(extra ...string) map[string]string {
+	ann := map[string]string{
+		annotations.Backup:         "postgres",
+		annotations.BackupLocation: "s3://my-bucket/my-backups",
+		annotations.DatabaseSecret: "db-secrets",
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		if extra[i+1] == "<delete>" {
+			delete(ann, extra[i])
+			continue
+		}
+		ann[extra[i]] = extra[i+1]
+	}
+	return ann
+}
+
+func envOf(c *corev1.Container) map[string]corev1.EnvVar {
+	m := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		m[e.Name] = e
+	}
+	return m
+}
+
+// testConfig is the built-in configuration plus a native-sidecar profile and one with a default location.
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse([]byte(`
+profiles:
+  native:
+    image: example.com/backup:1
+    nativeSidecar: true
+  located:
+    image: example.com/backup:1
+    backupLocation: s3://platform-bucket/backups
+    interval: 6h
+    database: app
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func TestPlan(t *testing.T) {
+	tests := []struct {
+		name    string
+		pod     *corev1.Pod
+		outcome inject.Outcome
+		refused []string // substrings of the refusal
+		check   func(t *testing.T, p *inject.Plan)
+	}{
+		{name: "pod without annotations is skipped", pod: dbPod(nil), outcome: inject.Skipped},
+		{name: `"false" opts out`, pod: dbPod(optIn(annotations.Backup, "false")), outcome: inject.Skipped},
+		{name: "pod already injected is left alone", pod: dbPod(optIn(annotations.Injected, "postgres")), outcome: inject.Skipped,
+			check: func(t *testing.T, p *inject.Plan) {
+				if p.Container != nil || len(p.Volumes) > 0 {
+					t.Errorf("plan adds to an injected pod: %+v", p)
+				}
+			}},
+		{name: "example pod gets sidecar, backup volume and secret volume", pod: dbPod(optIn()), outcome: inject.Injected,
+			check: func(t *testing.T, p *inject.Plan) {
+				c := p.Container
+				if c == nil || c.Name != config.DefaultContainerName || p.Native {
+					t.Fatalf("container = %+v, native %v", c, p.Native)
+				}
+				env := envOf(c)
+				if env["BACKUP_LOCATION"].Value != "s3://my-bucket/my-backups" || env["BACKUP_INTERVAL"].Value != "24h" ||
+					env["BACKUP_INTERVAL_SECONDS"].Value != "86400" || env["DATABASE_NAME"].Value != "postgres" {
+					t.Errorf("env = %+v", c.Env)
+				}
+				ref := env["DATABASE_PASSWORD"].ValueFrom.SecretKeyRef
+				if ref.Name != "db-secrets" || ref.Key != "database-password" {
+					t.Errorf("DATABASE_PASSWORD from %+v", ref)
+				}
+				names := []string{}
+				for _, v := range p.Volumes {
+					names = append(names, v.Name)
+				}
+				if strings.Join(names, ",") != "backup-data,db-secrets,tandem-tmp" {
+					t.Errorf("volumes = %v", names)
+				}
+				mounts := map[string]corev1.VolumeMount{}
+				for _, m := range c.VolumeMounts {
+					mounts[m.Name] = m
+				}
+				if mounts["backup-data"].MountPath != "/backups" || mounts["db-secrets"].MountPath != "/secrets" || !mounts["db-secrets"].ReadOnly {
+					t.Errorf("mounts = %+v", c.VolumeMounts)
+				}
+				if len(p.Warnings) != 0 {
+					t.Errorf("warnings = %q", p.Warnings)
+				}
+			}},
+		{name: `"true" selects the default profile`, pod: dbPod(optIn(annotations.Backup, "true")), outcome: inject.Injected,
+			check: func(t *testing.T, p *inject.Plan) {
+				if p.Profile != "postgres" {
+					t.Errorf("profile = %q, want the default, postgres", p.Profile)
+				}
+			}},
+		{name: "unknown profile is refused with the known ones", pod: dbPod(optIn(annotations.Backup, "postgress")), outcome: inject.Refused,
+			refused: []string{`unknown profile "postgress"`, "located, mongodb, mysql, native, postgres"}},
+		{name: "missing location without profile default is refused", pod: dbPod(optIn(annotations.BackupLocation, "<delete>")), outcome: inject.Refused,
+			refused: []string{"annotation tandem.dev/backup-location is required"}},
+		{name: "profile default location, interval and database apply", pod: dbPod(optIn(annotations.Backup, "located", annotations.BackupLocation, "<delete>")),
+			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+				env := envOf(p.Container)
+				if env["BACKUP_LOCATION"].Value != "s3://platform-bucket/backups" || env["BACKUP_INTERVAL_SECONDS"].Value != "21600" || env["DATABASE_NAME"].Value != "app" {
+					t.Errorf("env = %+v", p.Container.Env)
+				}
+			}},
+		{name: "annotations override the profile's interval and database", pod: dbPod(optIn(annotations.BackupInterval, "90m", annotations.Database, "orders")),
+			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+				env := envOf(p.Container)
+				if env["BACKUP_INTERVAL"].Value != "90m" || env["BACKUP_INTERVAL_SECONDS"].Value != "5400" || env["DATABASE_NAME"].Value != "orders" {
+					t.Errorf("env = %+v", p.Container.Env)
+				}
+			}},
+		{name: "malformed location is refused", pod: dbPod(optIn(annotations.BackupLocation, "my-bucket/backups")), outcome: inject.Refused,
+			refused: []string{"annotation tandem.dev/backup-location", "s3://bucket/prefix"}},
+		{name: "bad duration is refused", pod: dbPod(optIn(annotations.BackupInterval, "daily")), outcome: inject.Refused,
+			refused: []string{"annotation tandem.dev/backup-interval", `"daily" is not a Go duration`}},
+		{name: "every bad annotation is reported at once", pod: dbPod(optIn(annotations.BackupInterval, "0s", annotations.DatabaseSecret, "DB_Secrets")), outcome: inject.Refused,
+			refused: []string{"tandem.dev/backup-interval", "tandem.dev/database-secret"}},
+		{name: "empty profile is refused", pod: dbPod(optIn(annotations.Backup, "")), outcome: inject.Refused, refused: []string{"tandem.dev/backup: is empty"}},
+		{name: "custom secret key and credentials", pod: dbPod(optIn(annotations.DatabaseSecretKey, "password", annotations.BackupCredentials, "s3-creds")),
+			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+				if k := envOf(p.Container)["DATABASE_PASSWORD"].ValueFrom.SecretKeyRef.Key; k != "password" {
+					t.Errorf("secret key = %q", k)
+				}
+				if len(p.Container.EnvFrom) != 1 || p.Container.EnvFrom[0].SecretRef.Name != "s3-creds" {
+					t.Errorf("envFrom = %+v", p.Container.EnvFrom)
+				}
+			}},
+		{name: "secret name that is not a volume name gets a fixed volume name", pod: dbPod(optIn(annotations.DatabaseSecret, "db.secrets")),
+			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+				if p.Volumes[1].Name != "database-secret" || p.Volumes[1].Secret.SecretName != "db.secrets" {
+					t.Errorf("secret volume = %+v", p.Volumes[1])
+				}
+			}},
+		{name: "no database secret is a warning, not a refusal", pod: dbPod(optIn(annotations.DatabaseSecret, "<delete>")), outcome: inject.Injected,
+			check: func(t *testing.T, p *inject.Plan) {
+				wantWarning(t, p, "tandem.dev/database-secret is not set")
+				if _, ok := envOf(p.Container)["DATABASE_PASSWORD"]; ok {
+					t.Error("DATABASE_PASSWORD set without a secret")
+				}
+			}},
+		{name: "native profile puts the sidecar in initContainers with restartPolicy Always", pod: dbPod(optIn(annotations.Backup, "native")),
+			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+				if !p.Native || p.Container.RestartPolicy == nil || *p.Container.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+					t.Errorf("native %v, restartPolicy %v", p.Native, p.Container.RestartPolicy)
+				}
+			}},
+		{name: "regular sidecar in a pod that must complete is a warning", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) { s.RestartPolicy = corev1.RestartPolicyNever }),
+			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) { wantWarning(t, p, "nativeSidecar: true") }},
+		{name: "unknown tandem annotation is a warning", pod: dbPod(optIn("tandem.dev/backup-locaton", "s3://x/y")), outcome: inject.Injected,
+			check: func(t *testing.T, p *inject.Plan) { wantWarning(t, p, "unknown annotation tandem.dev/backup-locaton is ignored") }},
+		{name: "injection annotation without opt-in is a warning", pod: dbPod(map[string]string{annotations.BackupLocation: "s3://x/y"}), outcome: inject.Skipped,
+			check: func(t *testing.T, p *inject.Plan) { wantWarning(t, p, "tandem.dev/backup is not") }},
+		{name: "existing identical volume is reused, not duplicated", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
+			mode := int32(0o644) // the API server defaults defaultMode; tandem does not set it, so it does not count
+			s.Volumes = append(s.Volumes, corev1.Volume{Name: "db-secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db-secrets", DefaultMode: &mode}}})
+		}), outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+			for _, v := range p.Volumes {
+				if v.Name == "db-secrets" {
+					t.Errorf("db-secrets added again: %+v", p.Volumes)
+				}
+			}
+			if p.Container == nil {
+				t.Error("sidecar not added")
+			}
+		}},
+		{name: "existing different volume is refused, naming the field", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
+			s.Volumes = append(s.Volumes, corev1.Volume{Name: "db-secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "other-secret"}}})
+		}), outcome: inject.Refused, refused: []string{`volume named "db-secrets"`, "secret.secretName", "rename the pod's volume"}},
+		{name: "backup-data of another kind is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
+			s.Volumes = append(s.Volumes, corev1.Volume{Name: "backup-data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/b"}}})
+		}), outcome: inject.Refused, refused: []string{`volume named "backup-data"`, "emptyDir"}},
+		{name: "existing different container of the sidecar's name is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
+			s.Containers = append(s.Containers, corev1.Container{Name: "tandem-backup", Image: "someone/else:1"})
+		}), outcome: inject.Refused, refused: []string{`container named "tandem-backup"`, "image", "rename that container"}},
+		{name: "sidecar's name among init containers is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
+			s.InitContainers = append(s.InitContainers, corev1.Container{Name: "tandem-backup", Image: "x"})
+		}), outcome: inject.Refused, refused: []string{`container named "tandem-backup" in initContainers`}},
+	}
+	in := inject.New(testConfig(t))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := tt.pod.DeepCopy()
+			plan, err := in.Plan(&tt.pod.ObjectMeta, &tt.pod.Spec)
+			if tt.outcome == inject.Refused {
+				var r *inject.Refusal
+				if !errors.As(err, &r) {
+					t.Fatalf("err = %v, want a refusal", err)
+				}
+				for _, want := range tt.refused {
+					if !strings.Contains(err.Error(), want) {
+						t.Errorf("refusal %q does not say %q", err, want)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if plan.Outcome != tt.outcome {
+				t.Fatalf("outcome = %s, want %s (warnings %q)", plan.Outcome, tt.outcome, plan.Warnings)
+			}
+			if tt.check != nil {
+				tt.check(t, plan)
+			}
+			if !equalPods(before, tt.pod) {
+				t.Error("Plan modified the pod")
+			}
+		})
+	}
+}
+
+func TestIdenticalContainerIsReused(t *testing.T) {
+	in := inject.New(testConfig(t))
+	pod := dbPod(optIn())
+	plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The user's copy of the sidecar, as the API server stores it: with defaults tandem does not set.
+	theirs := plan.Container.DeepCopy()
+	theirs.TerminationMessagePath = "/dev/termination-log"
+	theirs.TerminationMessagePolicy = corev1.TerminationMessageReadFile
+	pod.Spec.Containers = append(pod.Spec.Containers, *theirs)
+
+	again, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Outcome != inject.Injected || again.Container != nil {
+		t.Errorf("outcome %s, container %v: want the existing container reused and only the annotation added", again.Outcome, again.Container)
+	}
+	ops := again.Patch("", &pod.ObjectMeta, &pod.Spec)
+	for _, op := range ops {
+		if strings.Contains(op.Path, "containers") {
+			t.Errorf("patch touches containers: %+v", op)
+		}
+	}
+}
+
+func wantWarning(t *testing.T, p *inject.Plan, substr string) {
+	t.Helper()
+	for _, w := range p.Warnings {
+		if strings.Contains(w, substr) {
+			return
+		}
+	}
+	t.Errorf("no warning says %q; warnings: %q", substr, p.Warnings)
+}
+
+func withSpec(p *corev1.Pod, f func(*corev1.PodSpec)) *corev1.Pod {
+	f(&p.Spec)
+	return p
+}
+
+func equalPods(a, b *corev1.Pod) bool { return equality.Semantic.DeepEqual(a, b) }

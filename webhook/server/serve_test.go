@@ -1,0 +1,171 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/tandem-dev/tandem/webhook/server"
+)
+
+// writeCert writes a self-signed serving certificate for 127.0.0.1 into dir, as cert-manager writes its Secret
+// (tls.crt, tls.key), and returns its serial number.
+func writeCert(t *testing.T, dir string, serial int64) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "tandem"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Write the key first and the certificate last: certwatcher reloads on the certificate's change.
+	must(t, os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	must(t, os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServe(t *testing.T) {
+	certDir := t.TempDir()
+	writeCert(t, certDir, 1)
+	opts := server.Options{
+		CertDir: certDir, Host: "127.0.0.1", Port: freePort(t),
+		MetricsAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)), ProbeAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- server.Run(ctx, opts, logr.Discard()) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	waitFor(t, func() bool { return get(t, "http://"+opts.ProbeAddr+"/readyz") == http.StatusOK }, "/readyz to answer 200")
+	if code := get(t, "http://"+opts.ProbeAddr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d", code)
+	}
+
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
+	url := "https://" + net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)) + server.PodPath
+	resp, err := client.Post(url, "application/json", bytes.NewReader(review(admissionv1.Create, dbPod)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.Proto != "HTTP/1.1" || !strings.Contains(string(body), `"patchType":"JSONPatch"`) {
+		t.Errorf("%s answer: %s", resp.Proto, body)
+	}
+	if serial := servedSerial(t, client, url); serial != 1 {
+		t.Fatalf("serving certificate %d, want 1", serial)
+	}
+
+	writeCert(t, certDir, 2) // cert-manager renews the certificate
+	waitFor(t, func() bool { return servedSerial(t, client, url) == 2 }, "the renewed certificate to be served without a restart")
+
+	metrics := fetch(t, "http://"+opts.MetricsAddr+"/metrics")
+	for _, want := range []string{`tandem_pod_injections_total{profile="postgres",result="injected"}`, `controller_runtime_webhook_requests_total{code="200",webhook="/mutate-v1-pod"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics has no %s", want)
+		}
+	}
+}
+
+func TestServeRefusesABadConfiguration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	must(t, os.WriteFile(path, []byte("jobs: {backoffLimit: -1}\n"), 0o600))
+	err := server.Run(context.Background(), server.Options{ConfigPath: path, Port: freePort(t)}, logr.Discard())
+	if err == nil || !strings.Contains(err.Error(), "jobs.backoffLimit") {
+		t.Errorf("Run = %v, want an error naming jobs.backoffLimit", err)
+	}
+}
+
+func servedSerial(t *testing.T, c *http.Client, url string) int64 {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.TLS.PeerCertificates[0].SerialNumber.Int64()
+}
+
+func get(t *testing.T, url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func fetch(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitFor polls until cond holds; it waits for behaviour, it does not time it.
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

@@ -25,7 +25,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/inject"
 	"github.com/tandem-dev/tandem/webhook/manifests"
 	"github.com/tandem-dev/tandem/webhook/server"
 )
@@ -74,7 +73,7 @@ func TestInjection(t *testing.T) {
 					return
 				}
 				var again bytes.Buffer
-				res, err := manifests.Inject(bytes.NewReader(out), &again, inject.New(cfg))
+				res, err := manifests.Inject(bytes.NewReader(out), &again, cfg)
 				if err != nil || res.Changed != 0 || !bytes.Equal(again.Bytes(), out) {
 					t.Errorf("injecting the output again changed it (err %v, %d documents changed)", err, res.Changed)
 				}
@@ -95,7 +94,7 @@ func TestInjection(t *testing.T) {
 func offline(t *testing.T, input []byte, cfg *config.Config) (golden, out []byte, refusal string) {
 	t.Helper()
 	var buf, stdout bytes.Buffer
-	res, err := manifests.Inject(bytes.NewReader(input), &stdout, inject.New(cfg))
+	res, err := manifests.Inject(bytes.NewReader(input), &stdout, cfg)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(&buf, "# Warning: %s\n", w)
 	}

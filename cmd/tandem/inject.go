@@ -7,7 +7,6 @@ import (
 	"os"
 
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/inject"
 	"github.com/tandem-dev/tandem/webhook/manifests"
 )
 
@@ -19,8 +18,9 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: tandem inject -f FILE [--config FILE]
 
-Prints the manifests with exactly the mutation tandem's webhook would make: Pods, and the pod templates of
-Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs. Other documents are printed unchanged.
+Prints the manifests with exactly the mutation tandem's webhook would make: the backup sidecar in Pods and in the
+pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs, and the defaults of Jobs
+and CronJobs. Other documents are printed unchanged.
 Warnings go to standard error; if any object would be refused, nothing is printed and the command fails.
 
 Flags:
@@ -50,7 +50,7 @@ Flags:
 		defer f.Close()
 		in = f
 	}
-	res, err := manifests.Inject(in, stdout, inject.New(cfg))
+	res, err := manifests.Inject(in, stdout, cfg)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "Warning: %s\n", w)
 	}

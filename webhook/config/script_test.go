@@ -51,9 +51,9 @@ func TestBuiltInScriptFixesTheSeedBugs(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	defer func() { _ = cmd.Process.Kill() }()
 
-	// Pass 1: no backup. Passes 2 to 5: four backups, the first uploaded only on pass 3.
+	// Pass 1: no backup. Passes 2 to 5: four backups, the first uploaded only on pass 3; each pass ends pruning.
 	deadline := time.Now().Add(60 * time.Second)
-	for len(list(t, bucket, "*.gz")) < 4 {
+	for len(list(t, bucket, "*.gz")) < 4 || len(list(t, backups, "*.gz")) > 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("four backups never reached the bucket; bucket %v, output:\n%s", list(t, bucket, "*"), out.String())
 		}

@@ -180,7 +180,9 @@ func TestPlan(t *testing.T) {
 		{name: "regular sidecar in a pod that must complete is a warning", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) { s.RestartPolicy = corev1.RestartPolicyNever }),
 			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) { wantWarning(t, p, "nativeSidecar: true") }},
 		{name: "unknown tandem annotation is a warning", pod: dbPod(optIn("tandem.dev/backup-locaton", "s3://x/y")), outcome: inject.Injected,
-			check: func(t *testing.T, p *inject.Plan) { wantWarning(t, p, "unknown annotation tandem.dev/backup-locaton is ignored") }},
+			check: func(t *testing.T, p *inject.Plan) {
+				wantWarning(t, p, "unknown annotation tandem.dev/backup-locaton is ignored")
+			}},
 		{name: "injection annotation without opt-in is a warning", pod: dbPod(map[string]string{annotations.BackupLocation: "s3://x/y"}), outcome: inject.Skipped,
 			check: func(t *testing.T, p *inject.Plan) { wantWarning(t, p, "tandem.dev/backup is not") }},
 		{name: "existing identical volume is reused, not duplicated", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {

@@ -1,5 +1,6 @@
 // Package manifests applies tandem's mutations to YAML manifests offline, for `tandem inject`: every Pod and
-// every pod template of a workload gets exactly the JSON patch the webhook would send for it.
+// every pod template of a workload gets exactly the JSON patch the webhook would send for it, and every Job and
+// CronJob the defaults the webhook would set (plus the repairs only possible on what the user wrote).
 package manifests
 
 import (
@@ -18,8 +19,16 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
+	"github.com/tandem-dev/tandem/webhook/config"
 	"github.com/tandem-dev/tandem/webhook/inject"
+	"github.com/tandem-dev/tandem/webhook/jobs"
 )
+
+// mutators are the webhook's pure mutators, for one configuration.
+type mutators struct {
+	pods *inject.Injector
+	jobs *jobs.Defaulter
+}
 
 // Result is what Inject did to a stream of documents.
 type Result struct {
@@ -29,10 +38,12 @@ type Result struct {
 	Changed int
 }
 
-// Inject reads multi-document YAML (or JSON) from r and writes it to w with every pod injected. Documents tandem
-// does not change are written byte for byte as they came; changed ones are re-encoded as YAML. When any
-// document is refused, nothing is written and the error lists every refusal.
-func Inject(r io.Reader, w io.Writer, in *inject.Injector) (Result, error) {
+// Inject reads multi-document YAML (or JSON) from r and writes it to w with every pod injected and every Job and
+// CronJob defaulted, with the configuration cfg. Documents tandem does not change are written byte for byte as
+// they came; changed ones are re-encoded as YAML. When any document is refused, nothing is written and the
+// error lists every refusal.
+func Inject(r io.Reader, w io.Writer, cfg *config.Config) (Result, error) {
+	in := mutators{pods: inject.New(cfg), jobs: jobs.New(cfg)}
 	var (
 		res  Result
 		out  bytes.Buffer
@@ -76,7 +87,7 @@ func Inject(r io.Reader, w io.Writer, in *inject.Injector) (Result, error) {
 }
 
 // document returns the document changed, or nil when tandem leaves it alone.
-func document(doc []byte, in *inject.Injector) ([]byte, []string, error) {
+func document(doc []byte, in mutators) ([]byte, []string, error) {
 	raw, err := yaml.YAMLToJSON(doc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("not valid YAML: %w", err)
@@ -127,7 +138,7 @@ var templatePaths = map[string][]string{
 
 // objectPatch returns the operations the webhook would make on the pods in one object at prefix, with the
 // warnings it would send, each naming the object.
-func objectPatch(raw []byte, prefix string, in *inject.Injector) ([]gomodulesjsonpatch.Operation, []string, error) {
+func objectPatch(raw []byte, prefix string, in mutators) ([]gomodulesjsonpatch.Operation, []string, error) {
 	var obj object
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return nil, nil, fmt.Errorf("not a Kubernetes object: %w", err)
@@ -144,15 +155,25 @@ func objectPatch(raw []byte, prefix string, in *inject.Injector) ([]gomodulesjso
 	if err := json.Unmarshal(dig(raw, path), &pod); err != nil {
 		return nil, nil, fmt.Errorf("%s: decoding its pod: %w", name, err)
 	}
-	plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
+	plan, err := in.pods.Plan(&pod.ObjectMeta, &pod.Spec)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	warnings := make([]string, len(plan.Warnings))
-	for i, w := range plan.Warnings {
-		warnings[i] = name + ": " + w
+	ops, warnings := plan.Patch(prefix+pointer(path), &pod.ObjectMeta, &pod.Spec), plan.Warnings
+	if group, _, _ := strings.Cut(obj.APIVersion, "/"); group == "batch" {
+		// The pod injector's operations touch the pod template only, the defaulter's the Job's own fields and
+		// the template's restartPolicy, so the two apply one after the other.
+		jobOps, jobWarnings, err := in.jobs.PatchDocument(raw, prefix)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		ops, warnings = append(ops, jobOps...), append(warnings, jobWarnings...)
 	}
-	return plan.Patch(prefix+pointer(path), &pod.ObjectMeta, &pod.Spec), warnings, nil
+	named := make([]string, len(warnings))
+	for i, w := range warnings {
+		named[i] = name + ": " + w
+	}
+	return ops, named, nil
 }
 
 // TemplatePath returns where an object of this apiVersion and kind holds its pod (nil for a Pod itself), and
@@ -167,7 +188,7 @@ func TemplatePath(apiVersion, kind string) ([]string, bool) {
 }
 
 // listPatch handles a v1 List, as kubectl get -o yaml writes it.
-func listPatch(raw []byte, prefix string, in *inject.Injector) ([]gomodulesjsonpatch.Operation, []string, error) {
+func listPatch(raw []byte, prefix string, in mutators) ([]gomodulesjsonpatch.Operation, []string, error) {
 	var list struct {
 		Items []json.RawMessage `json:"items"`
 	}

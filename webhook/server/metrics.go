@@ -13,8 +13,18 @@ var podInjections = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Pods admitted by tandem, by backup profile and result (injected, skipped, refused).",
 }, []string{"profile", "result"})
 
+// jobDefaults counts what tandem did with each Job and CronJob that reached it.
+var jobDefaults = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "tandem_job_defaults_total",
+	Help: "Jobs and CronJobs admitted by tandem, by kind and result (defaulted, unchanged, opted-out, refused).",
+}, []string{"kind", "result"})
+
 func init() {
-	metrics.Registry.MustRegister(podInjections)
+	metrics.Registry.MustRegister(podInjections, jobDefaults)
+}
+
+func countDefaults(kind, result string) {
+	jobDefaults.WithLabelValues(kind, result).Inc()
 }
 
 func countInjection(profile string, outcome inject.Outcome) {

@@ -62,9 +62,5 @@ func (m *PodMutator) Mutate(_ context.Context, req admission.Request) admission.
 // podKey names a pod in logs: controllers create pods from generateName, so at admission many have no name yet,
 // and the namespace comes from the request, not the object.
 func podKey(namespace string, pod *corev1.Pod) string {
-	name := pod.Name
-	if name == "" {
-		name = pod.GenerateName + "*"
-	}
-	return namespace + "/" + name
+	return objectKey(namespace, pod.Name, pod.GenerateName)
 }

@@ -51,6 +51,9 @@ func Run(ctx context.Context, opts Options, log logr.Logger) error {
 	}
 	hooks := webhook.NewServer(webhook.Options{Host: opts.Host, Port: opts.Port, CertDir: opts.CertDir, TLSOpts: tlsOpts})
 	hooks.Register(PodPath, &Handler{Mutator: &PodMutator{Config: store, Log: log.WithName("pods")}, Log: log})
+	jobs := &Handler{Mutator: &JobMutator{Config: store, Log: log.WithName("jobs")}, Log: log}
+	hooks.Register(JobPath, jobs)
+	hooks.Register(CronJobPath, jobs)
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return hooks.Start(ctx) })

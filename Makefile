@@ -1,0 +1,48 @@
+# tandem's tasks. `make help` lists them; `make test` is what CI runs.
+
+SHELL := /usr/bin/env bash -o pipefail
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS := -X main.version=$(VERSION)
+GO ?= go
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make \033[36m<target>\033[0m\n"} /^[a-zA-Z_-]+:.*?##/ { printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) }' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: build
+build: ## Build bin/tandem.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tandem ./cmd/tandem
+
+.PHONY: example
+example: ## Print the example database Pod as tandem injects it.
+	$(GO) run ./cmd/tandem inject -f examples/db-pod.yaml
+
+.PHONY: fmt
+fmt: ## Format the Go code.
+	gofmt -w $$(git ls-files '*.go')
+
+.PHONY: update-golden
+update-golden: ## Rewrite the golden files in webhook/testdata from the current output; review the diff.
+	$(GO) test ./webhook/ -run TestInjection -update
+
+.PHONY: fuzz
+fuzz: ## Fuzz the pod admission handler for FUZZTIME (default 1m).
+	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzPodHandler -fuzztime $${FUZZTIME:-1m}
+
+##@ Checks
+
+.PHONY: test
+test: lint unit ## Everything CI runs.
+
+.PHONY: lint
+lint: ## gofmt, go vet, go build.
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) build ./...
+
+.PHONY: unit
+unit: ## Unit, golden-file and handler tests, and a short fuzz run.
+	$(GO) test ./...
+	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzPodHandler -fuzztime 10s

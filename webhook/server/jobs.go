@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/tandem-dev/tandem/webhook/config"
+	"github.com/tandem-dev/tandem/webhook/jobs"
+)
+
+// Endpoints of the Job and CronJob defaulter.
+const (
+	JobPath     = "/mutate-batch-v1-job"
+	CronJobPath = "/mutate-batch-v1-cronjob"
+)
+
+// JobMutator sets tandem's defaults on Jobs and CronJobs on CREATE.
+type JobMutator struct {
+	Config *config.Store
+	Log    logr.Logger
+}
+
+// Mutate answers one Job or CronJob admission request. Only CREATE mutates, as for pods; a dry run gets the
+// same answer.
+func (m *JobMutator) Mutate(_ context.Context, req admission.Request) admission.Response {
+	if req.Operation != admissionv1.Create || req.SubResource != "" {
+		return admission.Allowed("")
+	}
+	d := jobs.New(m.Config.Get())
+	var (
+		plan *jobs.Plan
+		err  error
+		name string
+	)
+	switch {
+	case req.Kind.Group == "batch" && req.Kind.Kind == "Job":
+		var job batchv1.Job
+		if err := json.Unmarshal(req.Object.Raw, &job); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the Job: %w", err))
+		}
+		name = objectKey(req.Namespace, job.Name, job.GenerateName)
+		plan, err = d.DefaultJob(&job)
+	case req.Kind.Group == "batch" && req.Kind.Kind == "CronJob":
+		var cj batchv1.CronJob
+		if err := json.Unmarshal(req.Object.Raw, &cj); err != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the CronJob: %w", err))
+		}
+		name = objectKey(req.Namespace, cj.Name, cj.GenerateName)
+		plan, err = d.DefaultCronJob(&cj)
+	default:
+		m.Log.Error(nil, "request for another kind on the Job endpoints; check the webhook configuration's rules", "kind", req.Kind)
+		return admission.Allowed("").WithWarnings(fmt.Sprintf("tandem's Job defaulter received a %s %s and left it unchanged: the webhook configuration is wrong", req.Kind.Group, req.Kind.Kind))
+	}
+	if err != nil {
+		var refusal *jobs.Refusal
+		if !errors.As(err, &refusal) {
+			return admission.Errored(http.StatusInternalServerError, err)
+		}
+		countDefaults(req.Kind.Kind, "refused")
+		m.Log.Info("refused "+req.Kind.Kind, "object", name, "reason", err.Error())
+		return admission.Denied(err.Error())
+	}
+	countDefaults(req.Kind.Kind, string(plan.Outcome))
+	ops := plan.Patch("")
+	if len(ops) == 0 {
+		return admission.Allowed("").WithWarnings(plan.Warnings...)
+	}
+	m.Log.V(1).Info("set defaults", "kind", req.Kind.Kind, "object", name, "fields", plan.Fields)
+	return admission.Patched("", ops...).WithWarnings(plan.Warnings...)
+}
+
+// objectKey names an object in logs; objects made by controllers may have only a generateName at admission.
+func objectKey(namespace, name, generateName string) string {
+	if name == "" {
+		name = generateName + "*"
+	}
+	return namespace + "/" + name
+}

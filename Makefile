@@ -28,8 +28,8 @@ update-golden: ## Rewrite the golden files in webhook/testdata from the current 
 	$(GO) test ./webhook/ -run TestInjection -update
 
 .PHONY: fuzz
-fuzz: ## Fuzz the pod admission handler for FUZZTIME (default 1m).
-	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzPodHandler -fuzztime $${FUZZTIME:-1m}
+fuzz: ## Fuzz the admission handlers for FUZZTIME (default 1m).
+	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzHandlers -fuzztime $${FUZZTIME:-1m}
 
 ##@ Checks
 
@@ -45,4 +45,4 @@ lint: ## gofmt, go vet, go build.
 .PHONY: unit
 unit: ## Unit, golden-file and handler tests, and a short fuzz run.
 	$(GO) test ./...
-	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzPodHandler -fuzztime 10s
+	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzHandlers -fuzztime 10s

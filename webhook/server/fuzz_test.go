@@ -12,22 +12,32 @@ import (
 	"github.com/tandem-dev/tandem/webhook/server"
 )
 
-// FuzzPodHandler posts arbitrary bytes, and arbitrary objects inside a valid review, to the pod endpoint: the
-// answer is always an AdmissionReview, and an error always says what went wrong.
-func FuzzPodHandler(f *testing.F) {
-	f.Add([]byte(review(admissionv1.Create, dbPod)), false)
-	f.Add([]byte(dbPod), true)
-	f.Add([]byte(`{"metadata":{"annotations":{"tandem.dev/backup":"true"}},"spec":{"containers":null,"volumes":[{"name":"backup-data"}]}}`), true)
-	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`), false)
-	f.Add([]byte("null"), true)
-	h := podHandler()
-	f.Fuzz(func(t *testing.T, data []byte, asObject bool) {
+// FuzzHandlers posts arbitrary bytes, and arbitrary objects inside a valid review, to the pod, Job and CronJob
+// endpoints: the answer is always an AdmissionReview, and an error always says what went wrong.
+func FuzzHandlers(f *testing.F) {
+	f.Add([]byte(review(admissionv1.Create, dbPod)), false, uint8(0))
+	f.Add([]byte(dbPod), true, uint8(0))
+	f.Add([]byte(`{"metadata":{"annotations":{"tandem.dev/backup":"true"}},"spec":{"containers":null,"volumes":[{"name":"backup-data"}]}}`), true, uint8(0))
+	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`), false, uint8(0))
+	f.Add([]byte("null"), true, uint8(0))
+	f.Add([]byte(seedJob), true, uint8(1))
+	f.Add([]byte(cronJob), true, uint8(2))
+	f.Add([]byte(`{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"restartPolicy":"Never"}]}}}}}}`), true, uint8(2))
+	pods, jobs := podHandler(), jobHandler()
+	f.Fuzz(func(t *testing.T, data []byte, asObject bool, endpoint uint8) {
+		h, kind := pods, func(*admissionv1.AdmissionRequest) {}
+		switch endpoint % 3 {
+		case 1:
+			h, kind = jobs, batchKind("Job")
+		case 2:
+			h, kind = jobs, batchKind("CronJob")
+		}
 		body := data
 		if asObject {
 			if !json.Valid(data) {
 				return
 			}
-			body = review(admissionv1.Create, string(data))
+			body = review(admissionv1.Create, string(data), kind)
 		}
 		rec := httptest.NewRecorder()
 		r := httptest.NewRequest(http.MethodPost, server.PodPath, bytes.NewReader(body))

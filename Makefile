@@ -34,7 +34,7 @@ fuzz: ## Fuzz the admission handlers for FUZZTIME (default 1m).
 ##@ Checks
 
 .PHONY: test
-test: lint unit ## Everything CI runs.
+test: lint unit e2e ## Everything CI runs.
 
 .PHONY: lint
 lint: ## gofmt, go vet, go build.
@@ -44,5 +44,16 @@ lint: ## gofmt, go vet, go build.
 
 .PHONY: unit
 unit: ## Unit, golden-file and handler tests, and a short fuzz run.
-	$(GO) test ./...
+	$(GO) test $$($(GO) list ./... | grep -v '/e2e$$')
 	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzHandlers -fuzztime 10s
+
+.PHONY: e2e
+e2e: ## The end-to-end suite through a real kube-apiserver (E2E_KUBECONFIG: against that cluster instead).
+	@if [ -n "$${E2E_KUBECONFIG:-}" ]; then $(GO) test ./e2e/ -count=1 -v; \
+	else assets=$$(hack/control-plane.sh) && KUBEBUILDER_ASSETS="$$assets" $(GO) test ./e2e/ -count=1 -v; fi
+
+##@ Local control plane
+
+.PHONY: control-plane
+control-plane: ## Build, or find in the cache, etcd, kube-apiserver, kube-controller-manager and kubectl.
+	hack/control-plane.sh

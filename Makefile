@@ -11,6 +11,10 @@ help: ## Show this help.
 
 ##@ Development
 
+.PHONY: demo
+demo: ## Start a local control plane with tandem, create examples/, print what the API server stored.
+	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) run ./hack/demo
+
 .PHONY: build
 build: ## Build bin/tandem.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/tandem ./cmd/tandem

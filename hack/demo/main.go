@@ -156,7 +156,9 @@ func create(ctx context.Context, k8s client.Client, file, ns string) error {
 
 type warningPrinter struct{}
 
-func (warningPrinter) HandleWarningHeader(_ int, _ string, text string) { fmt.Printf("Warning: %s\n", text) }
+func (warningPrinter) HandleWarningHeader(_ int, _ string, text string) {
+	fmt.Printf("Warning: %s\n", text)
+}
 
 func printPod(p *corev1.Pod) {
 	fmt.Printf("\nPod %s\n", p.Name)

@@ -13,7 +13,8 @@ help: ## Show this help.
 
 .PHONY: demo
 demo: ## Start a local control plane with tandem, create examples/, print what the API server stored.
-	KUBEBUILDER_ASSETS="$$(hack/control-plane.sh)" $(GO) run ./hack/demo
+	assets=$$(hack/control-plane.sh) && helm=$$(hack/tools.sh helm) && \
+	KUBEBUILDER_ASSETS="$$assets" HELM="$$helm" $(GO) run ./hack/demo
 
 .PHONY: build
 build: ## Build bin/tandem.
@@ -47,14 +48,15 @@ lint: ## gofmt, go vet, go build.
 	$(GO) build ./...
 
 .PHONY: unit
-unit: ## Unit, golden-file and handler tests, and a short fuzz run.
-	$(GO) test $$($(GO) list ./... | grep -v '/e2e$$')
+unit: ## Unit, golden-file, handler and chart tests, and a short fuzz run.
+	helm=$$(hack/tools.sh helm) && HELM="$$helm" $(GO) test $$($(GO) list ./... | grep -v '/e2e$$')
 	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzHandlers -fuzztime 10s
 
 .PHONY: e2e
 e2e: ## The end-to-end suite through a real kube-apiserver (E2E_KUBECONFIG: against that cluster instead).
 	@if [ -n "$${E2E_KUBECONFIG:-}" ]; then $(GO) test ./e2e/ -count=1 -v; \
-	else assets=$$(hack/control-plane.sh) && KUBEBUILDER_ASSETS="$$assets" $(GO) test ./e2e/ -count=1 -v; fi
+	else assets=$$(hack/control-plane.sh) && helm=$$(hack/tools.sh helm) && crds=$$(hack/tools.sh cert-manager-crds) && \
+	KUBEBUILDER_ASSETS="$$assets" HELM="$$helm" CERT_MANAGER_CRDS="$$crds" $(GO) test ./e2e/ -count=1 -v; fi
 
 ##@ Local control plane
 

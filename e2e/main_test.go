@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"testing"
@@ -65,7 +66,12 @@ func run(m *testing.M) (int, error) {
 		if os.Getenv("E2E_VERBOSE") != "" {
 			output = os.Stderr
 		}
-		plane, err = controlplane.Start(controlplane.Options{TandemConfig: localConfig, Controllers: controlplane.DefaultControllers, Log: log, Output: output})
+		crds := os.Getenv("CERT_MANAGER_CRDS")
+		if crds == "" {
+			return 0, errors.New("CERT_MANAGER_CRDS is not set: export CERT_MANAGER_CRDS=\"$(hack/tools.sh cert-manager-crds)\" (make e2e does)")
+		}
+		plane, err = controlplane.Start(controlplane.Options{Chart: chartDir, CRDDirs: []string{crds}, TandemConfig: localConfig,
+			Controllers: controlplane.DefaultControllers, Log: log, Output: output})
 		if err != nil {
 			return 0, err
 		}
@@ -78,7 +84,10 @@ func run(m *testing.M) (int, error) {
 	return m.Run(), nil
 }
 
-const localConfig = "testdata/config.yaml"
+const (
+	localConfig = "testdata/config.yaml"
+	chartDir    = "../charts/tandem"
+)
 
 // namespace creates a namespace for one test, with the labels given, and deletes it after.
 func namespace(t *testing.T, labels map[string]string) string {

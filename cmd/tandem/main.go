@@ -13,6 +13,8 @@ Usage:
   tandem webhook [flags]     serve the mutating admission webhook over HTTPS
   tandem inject -f FILE      print manifests as the webhook would mutate them (-f - reads stdin)
   tandem version             print the version
+  tandem probe --url URL --ca-file FILE
+                             ask a running webhook about an annotated pod (helm test)
 
 Run "tandem COMMAND --help" for a command's flags.
 `
@@ -28,6 +30,8 @@ func main() {
 		err = runWebhook(args)
 	case "inject":
 		err = runInject(args, os.Stdin, os.Stdout, os.Stderr)
+	case "probe":
+		err = runProbe(args, os.Stdout)
 	case "version", "--version":
 		fmt.Println(versionString())
 	case "help", "-h", "--help":

@@ -1,13 +1,14 @@
 // Package controlplane runs a real local control plane for tandem's end-to-end suite and `make demo`: etcd and
 // kube-apiserver through controller-runtime's envtest, kube-controller-manager beside them, and tandem's webhook
-// server in-process, registered with tandem's MutatingWebhookConfiguration (only clientConfig re-pointed at the
-// local server). The binaries come from hack/control-plane.sh, named by KUBEBUILDER_ASSETS.
+// server in-process, registered with the MutatingWebhookConfiguration the Helm chart renders (envtest re-points
+// only its clientConfig at the local server, and sets the caBundle as cert-manager's CA injector would). The
+// binaries come from hack/control-plane.sh (KUBEBUILDER_ASSETS), helm from hack/tools.sh (HELM).
 package controlplane
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 	"net"
@@ -19,8 +20,11 @@ import (
 	"strings"
 	"time"
 
+	"io"
+
 	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -28,13 +32,53 @@ import (
 	"github.com/tandem-dev/tandem/webhook/server"
 )
 
-//go:embed webhooks.yaml
-var webhooksYAML []byte
+// Namespace and Release are where the chart is rendered for the local control plane, as a user installs it.
+const (
+	Namespace   = "tandem-system"
+	Release     = "tandem"
+	KubeVersion = "1.37.2"
+)
 
-// WebhookConfiguration is tandem's MutatingWebhookConfiguration as the local control plane registers it.
-func WebhookConfiguration() (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
-	hooks := &admissionregistrationv1.MutatingWebhookConfiguration{}
-	return hooks, yaml.UnmarshalStrict(webhooksYAML, hooks)
+// Render runs `helm template` on the chart at dir, with extra helm arguments, and returns its documents.
+func Render(helm, dir string, args ...string) ([][]byte, error) {
+	if helm == "" {
+		return nil, errors.New("no helm: set HELM=$(hack/tools.sh helm) (make e2e does)")
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(helm, append([]string{"template", Release, dir, "-n", Namespace, "--kube-version", KubeVersion}, args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("helm template %s: %v: %s", dir, err, stderr.String())
+	}
+	var docs [][]byte
+	r := utilyaml.NewYAMLReader(bufio.NewReader(&stdout))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(bytes.TrimSpace(doc)) > 0 {
+			docs = append(docs, doc)
+		}
+	}
+}
+
+// WebhookConfiguration is the chart's MutatingWebhookConfiguration, rendered with the chart's default values.
+func WebhookConfiguration(helm, chart string) (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+	docs, err := Render(helm, chart)
+	if err != nil {
+		return nil, err
+	}
+	for _, doc := range docs {
+		hooks := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := yaml.Unmarshal(doc, hooks); err == nil && hooks.Kind == "MutatingWebhookConfiguration" {
+			return hooks, nil
+		}
+	}
+	return nil, fmt.Errorf("the chart at %s renders no MutatingWebhookConfiguration", chart)
 }
 
 // DefaultControllers are the kube-controller-manager controllers the suite relies on: Jobs, CronJobs, the
@@ -47,6 +91,11 @@ var DefaultControllers = []string{"job-controller", "cronjob-controller", "ttl-a
 type Options struct {
 	// Assets is the directory of kube-apiserver, etcd and kube-controller-manager; KUBEBUILDER_ASSETS when empty.
 	Assets string
+	// Helm is the helm binary and Chart the chart whose MutatingWebhookConfiguration registers tandem; HELM
+	// when empty.
+	Helm, Chart string
+	// CRDDirs hold CustomResourceDefinitions to install, such as cert-manager's.
+	CRDDirs []string
 	// TandemConfig is tandem's configuration file; empty for the built-in configuration.
 	TandemConfig string
 	// Controllers run in kube-controller-manager; none starts no controller manager.
@@ -76,12 +125,17 @@ func Start(opts Options) (*Plane, error) {
 	if opts.Assets == "" {
 		return nil, errors.New("KUBEBUILDER_ASSETS is not set: export KUBEBUILDER_ASSETS=\"$(hack/control-plane.sh)\" first (make e2e does)")
 	}
-	hooks, err := WebhookConfiguration()
+	if opts.Helm == "" {
+		opts.Helm = os.Getenv("HELM")
+	}
+	hooks, err := WebhookConfiguration(opts.Helm, opts.Chart)
 	if err != nil {
 		return nil, err
 	}
 	p := &Plane{opts: opts, env: &envtest.Environment{
 		BinaryAssetsDirectory:    opts.Assets,
+		CRDDirectoryPaths:        opts.CRDDirs,
+		ErrorIfCRDPathMissing:    true,
 		AttachControlPlaneOutput: opts.Output != nil,
 		WebhookInstallOptions:    envtest.WebhookInstallOptions{MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{hooks}},
 	}}
@@ -111,6 +165,9 @@ func (p *Plane) Webhook() (host string, certDir string, caData []byte) {
 	w := p.env.WebhookInstallOptions
 	return w.LocalServingHost, w.LocalServingCertDir, w.LocalServingCAData
 }
+
+// Helm is the helm binary the plane renders the chart with.
+func (p *Plane) Helm() string { return p.opts.Helm }
 
 // StartTandem serves tandem's webhook where the webhook configuration points, and waits until it is ready.
 func (p *Plane) StartTandem() error {

@@ -1,7 +1,8 @@
 // Command demo shows tandem in one command: it starts a local control plane (etcd, kube-apiserver and
 // kube-controller-manager, from hack/control-plane.sh) with tandem's webhook, creates every manifest in
 // examples/ in a fresh namespace, and prints what the API server stored. Everything it started stops when it
-// ends, on Ctrl-C too. Run it with `make demo`; it needs KUBEBUILDER_ASSETS, which make sets.
+// ends, on Ctrl-C too. Run it with `make demo` from the repository's root; it needs KUBEBUILDER_ASSETS and HELM,
+// which make sets.
 package main
 
 import (
@@ -46,7 +47,7 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	fmt.Println("Starting etcd, kube-apiserver, kube-controller-manager and tandem on 127.0.0.1 ...")
-	plane, err := controlplane.Start(controlplane.Options{Controllers: controlplane.DefaultControllers, Log: logr.Discard()})
+	plane, err := controlplane.Start(controlplane.Options{Chart: "charts/tandem", Controllers: controlplane.DefaultControllers, Log: logr.Discard()})
 	if err != nil {
 		return err
 	}

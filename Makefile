@@ -39,7 +39,7 @@ fuzz: ## Fuzz the admission handlers for FUZZTIME (default 1m).
 ##@ Checks
 
 .PHONY: test
-test: lint unit e2e ## Everything CI runs.
+test: lint unit e2e image-check ## Everything CI runs.
 
 .PHONY: lint
 lint: ## gofmt, go vet, go build.
@@ -57,6 +57,15 @@ e2e: ## The end-to-end suite through a real kube-apiserver (E2E_KUBECONFIG: agai
 	@if [ -n "$${E2E_KUBECONFIG:-}" ]; then $(GO) test ./e2e/ -count=1 -v; \
 	else assets=$$(hack/control-plane.sh) && helm=$$(hack/tools.sh helm) && crds=$$(hack/tools.sh cert-manager-crds) && \
 	KUBEBUILDER_ASSETS="$$assets" HELM="$$helm" CERT_MANAGER_CRDS="$$crds" $(GO) test ./e2e/ -count=1 -v; fi
+
+.PHONY: image-check
+image-check: ## Build the image from the Dockerfile with locally made bases and run it, when a Docker engine answers.
+	@if docker info >/dev/null 2>&1; then hack/image.sh tandem:test; \
+	else echo "image-check: no Docker engine answers; the image is not built"; fi
+
+.PHONY: image
+image: ## Build tandem:dev with docker build and the Dockerfile's public base images.
+	docker build --build-arg VERSION=$(VERSION) -t tandem:dev .
 
 ##@ Local control plane
 

@@ -280,3 +280,50 @@ func keys(m map[string]*unstructured.Unstructured) []string {
 	slices.Sort(ks)
 	return ks
 }
+
+// TestREADMEDocumentsEveryValue checks that every value documented in values.yaml (a "# --" comment above it)
+// has a row in the README's values table, and that every key of values.yaml is documented.
+func TestREADMEDocumentsEveryValue(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	values, err := os.ReadFile(filepath.Join(chart, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var path []string
+	documented, covered := false, -1 // covered: depth of a documented map whose keys need no comment of their own
+	for _, line := range strings.Split(string(values), "\n") {
+		trimmed := strings.TrimSpace(line)
+		switch {
+		case trimmed == "":
+			documented = false
+		case strings.HasPrefix(trimmed, "# --"):
+			documented = true
+		case strings.HasPrefix(trimmed, "#"):
+		default:
+			key, _, ok := strings.Cut(trimmed, ":")
+			if !ok || strings.HasPrefix(key, "-") {
+				continue
+			}
+			depth := (len(line) - len(strings.TrimLeft(line, " "))) / 2
+			path = append(path[:min(depth, len(path))], key)
+			leaf := !strings.HasSuffix(trimmed, ":")
+			name := strings.Join(path, ".")
+			if depth <= covered {
+				covered = -1
+			}
+			if documented && !strings.Contains(string(readme), "| `"+name+"` |") {
+				t.Errorf("README's values table has no row for %s", name)
+			}
+			if documented && !leaf {
+				covered = depth
+			}
+			if leaf && !documented && covered < 0 {
+				t.Errorf("values.yaml: %s has no \"# --\" comment", name)
+			}
+			documented = false
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -27,8 +28,9 @@ import (
 	"github.com/tandem-dev/tandem/webhook/server"
 )
 
-// writeCert writes a self-signed serving certificate for 127.0.0.1 into dir, as cert-manager writes its Secret
-// (tls.crt, tls.key), and returns its serial number.
+// writeCert writes a self-signed serving certificate for 127.0.0.1 into dir as the kubelet projects the Secret
+// cert-manager writes: tls.crt, tls.key and ca.crt are symlinks through ..data to a timestamped directory, and
+// an update swaps ..data in one rename.
 func writeCert(t *testing.T, dir string, serial int64) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -38,8 +40,8 @@ func writeCert(t *testing.T, dir string, serial int64) {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "tandem"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -49,9 +51,19 @@ func writeCert(t *testing.T, dir string, serial int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Write the key first and the certificate last: certwatcher reloads on the certificate's change.
-	must(t, os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
-	must(t, os.WriteFile(filepath.Join(dir, "tls.crt"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	version := filepath.Join(dir, fmt.Sprintf("..2026_%d", serial))
+	must(t, os.Mkdir(version, 0o755))
+	must(t, os.WriteFile(filepath.Join(version, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	must(t, os.WriteFile(filepath.Join(version, "tls.crt"), certPEM, 0o644))
+	must(t, os.WriteFile(filepath.Join(version, "ca.crt"), certPEM, 0o644))
+	must(t, os.Symlink(filepath.Base(version), filepath.Join(dir, "..data_tmp")))
+	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	for _, f := range []string{"tls.crt", "tls.key", "ca.crt"} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); os.IsNotExist(err) {
+			must(t, os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)))
+		}
+	}
 }
 
 func freePort(t *testing.T) int {
@@ -108,7 +120,7 @@ func TestServe(t *testing.T) {
 		t.Fatalf("serving certificate %d, want 1", serial)
 	}
 
-	writeCert(t, certDir, 2) // cert-manager renews the certificate
+	writeCert(t, certDir, 2) // cert-manager renews the certificate; the kubelet swaps the Secret volume's ..data
 	waitFor(t, func() bool { return servedSerial(t, client, url) == 2 }, "the renewed certificate to be served without a restart")
 
 	metrics := fetch(t, "http://"+opts.MetricsAddr+"/metrics")

@@ -102,15 +102,21 @@ func Load(path string) (*Config, error) {
 	if path == "" {
 		return Default(), nil
 	}
+	c, _, err := load(path)
+	return c, err
+}
+
+// load reads and parses the file at path, and returns its content too.
+func load(path string) (*Config, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading configuration: %w", err)
+		return nil, nil, fmt.Errorf("reading configuration: %w", err)
 	}
 	c, err := Parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("configuration %s: %w", path, err)
+		return nil, data, fmt.Errorf("configuration %s: %w", path, err)
 	}
-	return c, nil
+	return c, data, nil
 }
 
 func decode(base *Config, data []byte) (*Config, error) {

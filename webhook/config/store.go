@@ -33,13 +33,9 @@ func NewStore(path string) (*Store, error) {
 		s.current.Store(Default())
 		return s, nil
 	}
-	data, err := os.ReadFile(path)
+	c, data, err := load(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading configuration: %w", err)
-	}
-	c, err := Parse(data)
-	if err != nil {
-		return nil, fmt.Errorf("configuration %s: %w", path, err)
+		return nil, err
 	}
 	s.current.Store(c)
 	s.last = data

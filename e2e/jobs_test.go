@@ -206,3 +206,20 @@ func TestFinishedJobIsDeletedAfterItsTTL(t *testing.T) {
 		return apierrors.IsNotFound(err), err
 	})
 }
+
+// TestContainerRestartPolicyOnARegularContainer records what this API server does with the field the original
+// example Job writes, where tandem is off: with the pod's own restartPolicy set, a regular container's
+// restartPolicy is accepted and stored (kube-apiserver 1.35+, ContainerRestartRules on by default). tandem
+// removes it anyway once the pod takes its value, so the Job means the same on older API servers, which refuse
+// or drop it.
+func TestContainerRestartPolicyOnARegularContainer(t *testing.T) {
+	ns := namespace(t, map[string]string{"tandem.dev/disabled": "true"})
+	j := seedJob(ns)
+	j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
+	if err := k8s.Create(context.Background(), j); err != nil {
+		t.Fatalf("refused: %v", err)
+	}
+	if rp := j.Spec.Template.Spec.Containers[0].RestartPolicy; rp == nil || *rp != "Never" {
+		t.Errorf("stored container restartPolicy = %v", rp)
+	}
+}

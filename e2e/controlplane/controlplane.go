@@ -139,6 +139,11 @@ func Start(opts Options) (*Plane, error) {
 		AttachControlPlaneOutput: opts.Output != nil,
 		WebhookInstallOptions:    envtest.WebhookInstallOptions{MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{hooks}},
 	}}
+	// Advertise loopback, which kube-apiserver 1.37 accepts only without an endpoint reconciler: otherwise it
+	// advertises the default route's address, and a machine with none cannot start it.
+	p.env.ControlPlane.GetAPIServer().Configure().
+		Set("advertise-address", "127.0.0.1").
+		Set("endpoint-reconciler-type", "none")
 	if p.Config, err = p.env.Start(); err != nil {
 		return nil, fmt.Errorf("starting the control plane from %s: %w", opts.Assets, err)
 	}

@@ -38,7 +38,9 @@ func TestProbeSucceedsAgainstTandem(t *testing.T) {
 
 type allowAll struct{}
 
-func (allowAll) Mutate(context.Context, admission.Request) admission.Response { return admission.Allowed("") }
+func (allowAll) Mutate(context.Context, admission.Request) admission.Response {
+	return admission.Allowed("")
+}
 
 func TestProbeFailsWhenNothingIsInjected(t *testing.T) {
 	url, ca := probeTarget(t, allowAll{})

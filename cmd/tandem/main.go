@@ -12,6 +12,9 @@ const usage = `tandem injects backup sidecars into annotated database Pods.
 Usage:
   tandem webhook [flags]     serve the mutating admission webhook over HTTPS
   tandem inject -f FILE      print manifests as the webhook would mutate them (-f - reads stdin)
+  tandem backup [flags]      run the backup sidecar: dump, upload and prune on an interval (--once: one backup)
+  tandem restore --from latest|URL
+                             restore a backup into the database the sidecar serves
   tandem version             print the version
   tandem probe --url URL --ca-file FILE
                              ask a running webhook about an annotated pod (helm test)
@@ -30,6 +33,10 @@ func main() {
 		err = runWebhook(args)
 	case "inject":
 		err = runInject(args, os.Stdin, os.Stdout, os.Stderr)
+	case "backup":
+		err = runBackup(args)
+	case "restore":
+		err = runRestore(args)
 	case "probe":
 		err = runProbe(args, os.Stdout)
 	case "version", "--version":

@@ -1,0 +1,251 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/go-logr/logr"
+	"gocloud.dev/blob"
+)
+
+// Runner takes backups: it dumps, uploads and prunes, once or on an interval.
+type Runner struct {
+	cfg     Config
+	eng     *engine
+	loc     Location
+	log     logr.Logger
+	metrics *Metrics
+
+	// Backoff between upload attempts within a pass, and between passes that failed.
+	uploadBackoff, uploadBackoffMax time.Duration
+	retryBackoff                    time.Duration
+}
+
+// NewRunner checks cfg and returns a Runner for it. metrics may be nil.
+func NewRunner(cfg Config, log logr.Logger, metrics *Metrics) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	loc, err := ParseLocation(cfg.Location)
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{
+		cfg: cfg, eng: engines[cfg.Engine], loc: loc, log: log, metrics: metrics,
+		uploadBackoff: time.Second, uploadBackoffMax: time.Minute, retryBackoff: 30 * time.Second,
+	}, nil
+}
+
+// Once takes one backup: dump, upload every backup in the directory not uploaded yet (this one first), prune.
+// It fails when the dump failed or a backup did not land in the bucket within UploadRetryFor; a backup that did
+// not land stays in the directory for the next run.
+func (r *Runner) Once(ctx context.Context) error {
+	if err := r.prepare(); err != nil {
+		return err
+	}
+	dumpErr := r.dumpStep(ctx)
+	_, uploadErr := r.uploadPending(ctx)
+	pruneErr := r.pruneStep()
+	return errors.Join(dumpErr, uploadErr, pruneErr)
+}
+
+// Run takes a backup every Interval until ctx is cancelled, which is not an error. A dump that fails is tried
+// again after a backoff (30 s, doubling, at most the interval); a backup that did not land is uploaded again
+// after a backoff of its own, without dumping again. When the directory already holds a backup younger than
+// the interval (the container restarted, the pod did not), the first dump waits until that one is due.
+func (r *Runner) Run(ctx context.Context) error {
+	if err := r.prepare(); err != nil {
+		return err
+	}
+	now := time.Now()
+	nextDump := now
+	if backups, err := listLocal(r.cfg.Dir); err == nil && len(backups) > 0 {
+		if due := backups[0].time.Add(r.cfg.Interval); due.After(now) {
+			nextDump = due
+			r.log.Info("a recent backup is in the directory; waiting until the next one is due", "backup", backups[0].name, "next", due.Format(time.RFC3339))
+		}
+	}
+	var nextUpload time.Time // zero: nothing pending
+	dumpFailures, uploadFailures := 0, 0
+	for {
+		wake := nextDump
+		if !nextUpload.IsZero() && nextUpload.Before(wake) {
+			wake = nextUpload
+		}
+		if !sleep(ctx, time.Until(wake)) {
+			r.log.Info("stopping")
+			return nil
+		}
+		if started := time.Now(); !started.Before(nextDump) {
+			if err := r.dumpStep(ctx); err != nil {
+				if ctx.Err() != nil {
+					r.log.Info("stopping; the interrupted dump was removed")
+					return nil
+				}
+				dumpFailures++
+				nextDump = time.Now().Add(r.backoff(r.retryBackoff, r.cfg.Interval, dumpFailures))
+				r.log.Info("will try the dump again", "at", nextDump.Format(time.RFC3339))
+			} else {
+				dumpFailures = 0
+				nextDump = started.Add(r.cfg.Interval)
+			}
+		}
+		pending, _ := r.uploadPending(ctx)
+		if ctx.Err() != nil {
+			r.log.Info("stopping")
+			return nil
+		}
+		if pending > 0 {
+			uploadFailures++
+			nextUpload = time.Now().Add(r.backoff(r.retryBackoff, r.cfg.Interval, uploadFailures))
+			r.log.Info("backups not uploaded yet are kept and will be uploaded again", "count", pending, "at", nextUpload.Format(time.RFC3339))
+		} else {
+			uploadFailures, nextUpload = 0, time.Time{}
+		}
+		_ = r.pruneStep()
+	}
+}
+
+// prepare checks the directory and removes the partial files of a sidecar that was killed mid-dump.
+func (r *Runner) prepare() error {
+	st, err := os.Stat(r.cfg.Dir)
+	if err != nil {
+		return fmt.Errorf("BACKUP_DIR (--dir): %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("BACKUP_DIR (--dir): %s is not a directory", r.cfg.Dir)
+	}
+	removed, err := removePartials(r.cfg.Dir)
+	if len(removed) > 0 {
+		r.log.Info("removed the partial files of an interrupted dump", "files", removed)
+	}
+	return err
+}
+
+func (r *Runner) dumpStep(ctx context.Context) error {
+	start := time.Now()
+	name, size, err := r.dump(ctx, start)
+	if err != nil {
+		if ctx.Err() != nil {
+			r.log.Info("dump interrupted; its partial file was removed", "reason", err.Error())
+			return err
+		}
+		r.metrics.failed("dump")
+		r.log.Error(err, "dump failed; no backup written", "engine", r.cfg.Engine, "database", r.cfg.Database)
+		return err
+	}
+	r.log.Info("dumped", "file", filepath.Join(r.cfg.Dir, name), "bytes", size, "seconds", time.Since(start).Seconds())
+	r.metrics.dumped(name, start, time.Since(start), size)
+	return nil
+}
+
+// uploadPending uploads every finished backup in the directory that has not landed yet, newest first, each
+// retried with backoff until UploadRetryFor has passed since the first attempt of this pass. It returns how many
+// are still pending.
+func (r *Runner) uploadPending(ctx context.Context) (int, error) {
+	backups, err := listLocal(r.cfg.Dir)
+	if err != nil {
+		return 0, err
+	}
+	var pending []localBackup
+	for _, b := range backups {
+		if !b.uploaded {
+			pending = append(pending, b)
+		}
+	}
+	if len(pending) == 0 {
+		return 0, nil
+	}
+	bucket, err := r.loc.Open(ctx)
+	if err != nil {
+		r.metrics.failed("upload")
+		r.log.Error(err, "cannot open the backup location; backups kept for the next pass", "location", r.loc.String())
+		return len(pending), err
+	}
+	defer bucket.Close()
+	deadline := time.Now().Add(r.cfg.UploadRetryFor)
+	var errs []error
+	left := len(pending)
+	for _, b := range pending {
+		if err := r.uploadOne(ctx, bucket, b.name, deadline); err != nil {
+			errs = append(errs, fmt.Errorf("upload %s: %w", b.name, err))
+			continue
+		}
+		left--
+	}
+	return left, errors.Join(errs...)
+}
+
+func (r *Runner) uploadOne(ctx context.Context, bucket *blob.Bucket, name string, deadline time.Time) error {
+	path := filepath.Join(r.cfg.Dir, name)
+	url := r.loc.ObjectURL(name)
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		n, err := upload(ctx, bucket, path, name)
+		if err == nil {
+			if err := markUploaded(r.cfg.Dir, name, url); err != nil {
+				// The object landed; without the marker it is uploaded again next pass, which is harmless.
+				r.log.Error(err, "uploaded, but could not record it", "file", path)
+			}
+			r.log.Info("uploaded", "object", url, "bytes", n, "seconds", time.Since(start).Seconds(), "attempt", attempt)
+			r.metrics.uploaded(name)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("upload interrupted: %w", context.Cause(ctx))
+		}
+		r.metrics.failed("upload")
+		wait := r.backoff(r.uploadBackoff, r.uploadBackoffMax, attempt)
+		if time.Now().Add(wait).After(deadline) {
+			r.log.Error(err, "upload failed; the backup is kept and will be uploaded on the next pass", "object", url, "attempts", attempt)
+			return err
+		}
+		r.log.Error(err, "upload failed; retrying", "object", url, "attempt", attempt, "retryIn", wait.String())
+		if !sleep(ctx, wait) {
+			return fmt.Errorf("upload interrupted: %w", context.Cause(ctx))
+		}
+	}
+}
+
+func (r *Runner) pruneStep() error {
+	removed, err := prune(r.cfg.Dir, r.cfg.Keep)
+	if len(removed) > 0 {
+		r.log.Info("pruned uploaded backups beyond the newest kept", "keep", r.cfg.Keep, "removed", removed)
+	}
+	if err != nil {
+		r.metrics.failed("prune")
+		r.log.Error(err, "pruning the backups directory")
+	}
+	return err
+}
+
+// backoff is initial doubled for each earlier attempt, capped at max, with ±20% jitter so that a fleet of
+// sidecars does not retry in step.
+func (r *Runner) backoff(initial, max time.Duration, attempt int) time.Duration {
+	d := initial
+	for i := 1; i < attempt && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// sleep waits for d, and reports false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,195 @@
+// Package backup is tandem's backup sidecar: it dumps a database through gzip into a local directory, uploads each
+// finished dump to object storage, prunes the local copies, and restores a dump into the database. The `tandem
+// backup` and `tandem restore` commands are thin wiring around it.
+package backup
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is what the sidecar needs to know. The injector sets it through the environment; each setting also has
+// a flag, and a flag overrides the environment.
+type Config struct {
+	// Engine is the database kind: postgres, mysql or mongodb.
+	Engine string
+	// Location is where backups are uploaded: a bucket URL (s3://bucket/prefix, file:///dir, ...).
+	Location string
+	// Interval is the time between two backups.
+	Interval time.Duration
+	// Dir is the local directory dumps are written to before they are uploaded.
+	Dir string
+	// Host, Port, User, Database and Password say which database to dump and how to log in. Port 0 and an
+	// empty User mean the engine's default.
+	Host     string
+	Port     int
+	User     string
+	Database string
+	Password string
+	// Keep is how many uploaded backups stay in Dir; older uploaded ones are deleted. Backups not uploaded yet
+	// are never deleted.
+	Keep int
+	// UploadRetryFor is how long a failed upload is retried, with backoff, within one pass. A backup that has
+	// not landed by then stays in Dir and is tried again on the next pass.
+	UploadRetryFor time.Duration
+	// MetricsAddr is the address of /metrics and /healthz; empty or "0" serves nothing.
+	MetricsAddr string
+}
+
+// DefaultConfig is the configuration before the environment and flags are applied.
+func DefaultConfig() Config {
+	return Config{
+		Interval:       24 * time.Hour,
+		Dir:            "/backups",
+		Host:           "localhost",
+		Keep:           3,
+		UploadRetryFor: 15 * time.Minute,
+	}
+}
+
+// setting is one configuration value: its environment variable, its flag, and how to parse it.
+type setting struct {
+	env, flag, usage string
+	value            flag.Value
+	secret           bool
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{env: "BACKUP_ENGINE", flag: "engine", usage: "database engine: postgres or mysql", value: (*stringValue)(&c.Engine)},
+		{env: "BACKUP_LOCATION", flag: "location", usage: "where backups are uploaded: s3://bucket/prefix or file:///dir (S3-compatible stores: set AWS_ENDPOINT_URL)", value: (*stringValue)(&c.Location)},
+		{env: "BACKUP_INTERVAL", flag: "interval", usage: "time between two backups, a Go duration (BACKUP_INTERVAL_SECONDS, in seconds, is read when BACKUP_INTERVAL is unset)", value: (*durationValue)(&c.Interval)},
+		{env: "BACKUP_DIR", flag: "dir", usage: "local directory dumps are written to before they are uploaded", value: (*stringValue)(&c.Dir)},
+		{env: "BACKUP_KEEP", flag: "keep", usage: "how many uploaded backups to keep in the local directory (backups not uploaded yet are always kept)", value: (*intValue)(&c.Keep)},
+		{env: "BACKUP_UPLOAD_RETRY_FOR", flag: "upload-retry-for", usage: "how long a failed upload is retried with backoff before the backup is left for the next pass", value: (*durationValue)(&c.UploadRetryFor)},
+		{env: "BACKUP_METRICS_BIND_ADDRESS", flag: "metrics-bind-address", usage: `address of /metrics and /healthz ("0" or empty serves nothing)`, value: (*stringValue)(&c.MetricsAddr)},
+		{env: "DATABASE_HOST", flag: "host", usage: "database host", value: (*stringValue)(&c.Host)},
+		{env: "DATABASE_PORT", flag: "port", usage: "database port (default: the engine's, 5432 or 3306)", value: (*intValue)(&c.Port)},
+		{env: "DATABASE_USER", flag: "user", usage: "database user (default: postgres for postgres, root for mysql)", value: (*stringValue)(&c.User)},
+		{env: "DATABASE_NAME", flag: "database", usage: "database to dump and restore into (mysql: empty dumps all databases)", value: (*stringValue)(&c.Database)},
+		{env: "DATABASE_PASSWORD", flag: "password", usage: "database password; prefer the environment variable: a command line is visible to every process on the node", value: (*stringValue)(&c.Password), secret: true},
+	}
+}
+
+// ApplyEnv sets each value whose environment variable lookup finds. An unparsable value is an error naming the
+// variable.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	var errs []error
+	for _, s := range c.settings() {
+		v, ok := lookup(s.env)
+		if s.env == "BACKUP_INTERVAL" && (!ok || v == "") {
+			// The injector sets both; older profiles and hand-written pods may set only the seconds.
+			if secs, ok := lookup("BACKUP_INTERVAL_SECONDS"); ok && secs != "" {
+				n, err := strconv.Atoi(secs)
+				if err != nil || n <= 0 {
+					errs = append(errs, fmt.Errorf("BACKUP_INTERVAL_SECONDS=%q: want a positive number of seconds", secs))
+					continue
+				}
+				c.Interval = time.Duration(n) * time.Second
+			}
+			continue
+		}
+		if !ok || v == "" {
+			continue
+		}
+		if err := s.value.Set(v); err != nil {
+			shown := v
+			if s.secret {
+				shown = "(hidden)"
+			}
+			errs = append(errs, fmt.Errorf("%s=%s: %v", s.env, shown, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// BindFlags declares a flag for each setting on fs, defaulting to the value c holds now; call it after ApplyEnv
+// so that a flag overrides the environment.
+func (c *Config) BindFlags(fs *flag.FlagSet) {
+	for _, s := range c.settings() {
+		fs.Var(s.value, s.flag, s.usage+" [$"+s.env+"]")
+		if s.secret {
+			fs.Lookup(s.flag).DefValue = "" // never print a password in --help
+		}
+	}
+}
+
+// Validate checks the configuration, naming the environment variable (and flag) to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(env, flagName, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s (--%s): %s", env, flagName, fmt.Sprintf(format, args...)))
+	}
+	switch c.Engine {
+	case "postgres", "mysql":
+	case "":
+		bad("BACKUP_ENGINE", "engine", "required: postgres or mysql")
+	case "mongodb":
+		bad("BACKUP_ENGINE", "engine", "mongodb is not supported by tandem backup yet; use the script-based mongodb profile")
+	default:
+		bad("BACKUP_ENGINE", "engine", "%q is not postgres or mysql", c.Engine)
+	}
+	if c.Engine == "postgres" && c.Database == "" {
+		bad("DATABASE_NAME", "database", "required for postgres")
+	}
+	if c.Location == "" {
+		bad("BACKUP_LOCATION", "location", "required, e.g. s3://my-bucket/my-backups")
+	} else if _, err := ParseLocation(c.Location); err != nil {
+		bad("BACKUP_LOCATION", "location", "%v", err)
+	}
+	if c.Interval <= 0 {
+		bad("BACKUP_INTERVAL", "interval", "must be positive, not %s", c.Interval)
+	}
+	if c.Dir == "" {
+		bad("BACKUP_DIR", "dir", "required")
+	}
+	if c.Host == "" {
+		bad("DATABASE_HOST", "host", "required")
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		bad("DATABASE_PORT", "port", "%d is not a port", c.Port)
+	}
+	if c.Keep < 0 {
+		bad("BACKUP_KEEP", "keep", "must not be negative")
+	}
+	if c.UploadRetryFor < 0 {
+		bad("BACKUP_UPLOAD_RETRY_FOR", "upload-retry-for", "must not be negative")
+	}
+	if strings.ContainsAny(c.Database, "/\x00") || strings.HasPrefix(c.Database, "-") || strings.HasPrefix(c.Database, ".") {
+		bad("DATABASE_NAME", "database", "%q cannot be part of a file name", c.Database)
+	}
+	return errors.Join(errs...)
+}
+
+type stringValue string
+
+func (s *stringValue) String() string     { return string(*s) }
+func (s *stringValue) Set(v string) error { *s = stringValue(v); return nil }
+
+type intValue int
+
+func (i *intValue) String() string { return strconv.Itoa(int(*i)) }
+func (i *intValue) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", v)
+	}
+	*i = intValue(n)
+	return nil
+}
+
+type durationValue time.Duration
+
+func (d *durationValue) String() string { return time.Duration(*d).String() }
+func (d *durationValue) Set(v string) error {
+	x, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 24h or 90m", v)
+	}
+	*d = durationValue(x)
+	return nil
+}

@@ -1,0 +1,181 @@
+package backup
+
+import (
+	"bytes"
+	"flag"
+	"strings"
+	"testing"
+	"time"
+)
+
+func lookupIn(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+}
+
+func TestConfigEnvAndFlags(t *testing.T) {
+	base := map[string]string{"BACKUP_ENGINE": "postgres", "BACKUP_LOCATION": "s3://b/p", "DATABASE_NAME": "app"}
+	with := func(kv ...string) map[string]string {
+		m := map[string]string{}
+		for k, v := range base {
+			m[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
+	}
+	tests := []struct {
+		name  string
+		env   map[string]string
+		flags []string
+		check func(c Config) bool
+		err   string
+	}{
+		{name: "defaults when the environment says nothing else", env: base,
+			check: func(c Config) bool {
+				return c.Interval == 24*time.Hour && c.Dir == "/backups" && c.Host == "localhost" && c.Keep == 3 && c.port() == 5432 && c.user() == "postgres"
+			}},
+		{name: "BACKUP_INTERVAL is a Go duration", env: with("BACKUP_INTERVAL", "90m"),
+			check: func(c Config) bool { return c.Interval == 90*time.Minute }},
+		{name: "BACKUP_INTERVAL_SECONDS is read when BACKUP_INTERVAL is unset", env: with("BACKUP_INTERVAL_SECONDS", "5400"),
+			check: func(c Config) bool { return c.Interval == 90*time.Minute }},
+		{name: "BACKUP_INTERVAL wins over BACKUP_INTERVAL_SECONDS", env: with("BACKUP_INTERVAL", "1h", "BACKUP_INTERVAL_SECONDS", "60"),
+			check: func(c Config) bool { return c.Interval == time.Hour }},
+		{name: "a flag overrides the environment", env: with("DATABASE_PORT", "5433", "BACKUP_KEEP", "5"), flags: []string{"--port=6543", "--interval=2h", "--database=other"},
+			check: func(c Config) bool {
+				return c.Port == 6543 && c.Keep == 5 && c.Interval == 2*time.Hour && c.Database == "other"
+			}},
+		{name: "mysql defaults to port 3306 and root", env: with("BACKUP_ENGINE", "mysql", "DATABASE_NAME", ""),
+			check: func(c Config) bool { return c.port() == 3306 && c.user() == "root" && c.baseName() == "all" }},
+		{name: "an unparsable value names its variable", env: with("BACKUP_KEEP", "three"), err: `BACKUP_KEEP=three: "three" is not a whole number`},
+		{name: "bad seconds name their variable", env: with("BACKUP_INTERVAL_SECONDS", "soon"), err: "BACKUP_INTERVAL_SECONDS"},
+		{name: "an engine is required", env: with("BACKUP_ENGINE", ""), err: "BACKUP_ENGINE (--engine): required"},
+		{name: "mongodb is refused until it is supported", env: with("BACKUP_ENGINE", "mongodb"), err: "mongodb is not supported"},
+		{name: "postgres needs a database", env: with("DATABASE_NAME", ""), err: "DATABASE_NAME (--database): required for postgres"},
+		{name: "a location is required", env: with("BACKUP_LOCATION", ""), err: "BACKUP_LOCATION (--location): required"},
+		{name: "an unsupported scheme is named", env: with("BACKUP_LOCATION", "ftp://x/y"), err: `scheme "ftp" is not supported`},
+		{name: "a negative keep is refused", env: with("BACKUP_KEEP", "-1"), err: "BACKUP_KEEP (--keep)"},
+		{name: "a database name that is not a file name is refused", env: with("DATABASE_NAME", "../etc"), err: "cannot be part of a file name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			err := c.ApplyEnv(lookupIn(tt.env))
+			if err == nil {
+				fs := flag.NewFlagSet("test", flag.ContinueOnError)
+				c.BindFlags(fs)
+				if err := fs.Parse(tt.flags); err != nil {
+					t.Fatal(err)
+				}
+				err = c.Validate()
+			}
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.check(c) {
+				t.Fatalf("unexpected configuration %+v", c)
+			}
+		})
+	}
+}
+
+func TestHelpHidesThePassword(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.ApplyEnv(lookupIn(map[string]string{"DATABASE_PASSWORD": "hunter2"})); err != nil {
+		t.Fatal(err)
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	c.BindFlags(fs)
+	fs.PrintDefaults()
+	if strings.Contains(out.String(), "hunter2") {
+		t.Fatalf("--help shows the password:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "$DATABASE_PASSWORD") {
+		t.Fatalf("--help does not name DATABASE_PASSWORD:\n%s", out.String())
+	}
+}
+
+func TestParseLocation(t *testing.T) {
+	tests := []struct {
+		in, endpoint     string
+		bucketURL, prefx string
+		err              string
+	}{
+		{in: "s3://my-bucket/my-backups", bucketURL: "s3://my-bucket", prefx: "my-backups/"},
+		{in: "s3://my-bucket/a/b/", bucketURL: "s3://my-bucket", prefx: "a/b/"},
+		{in: "s3://my-bucket", bucketURL: "s3://my-bucket"},
+		{in: "s3://my-bucket/p?region=eu-west-1", bucketURL: "s3://my-bucket?region=eu-west-1", prefx: "p/"},
+		{in: "s3://my-bucket/p", endpoint: "http://127.0.0.1:9000", bucketURL: "s3://my-bucket?use_path_style=true", prefx: "p/"},
+		{in: "s3://my-bucket/p?use_path_style=false", endpoint: "http://minio:9000", bucketURL: "s3://my-bucket?use_path_style=false", prefx: "p/"},
+		{in: "file:///var/backups", bucketURL: "file:///var/backups?metadata=skip&no_tmp_dir=true"},
+		{in: "s3:///nobucket", err: "names no bucket"},
+		{in: "s3://b/p?prefix=x", err: "not as ?prefix="},
+		{in: "gs://b/p", err: `scheme "gs" is not supported`},
+		{in: "my-bucket/p", err: "is not a URL"},
+		{in: "file:///", err: "names no directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			t.Setenv("AWS_ENDPOINT_URL", tt.endpoint)
+			t.Setenv("AWS_ENDPOINT_URL_S3", "")
+			loc, err := ParseLocation(tt.in)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if loc.BucketURL != tt.bucketURL || loc.Prefix != tt.prefx {
+				t.Fatalf("got %q prefix %q, want %q prefix %q", loc.BucketURL, loc.Prefix, tt.bucketURL, tt.prefx)
+			}
+		})
+	}
+}
+
+func TestResolveFrom(t *testing.T) {
+	tests := []struct {
+		location, from   string
+		bucketURL, prefx string
+		name, err        string
+	}{
+		{location: "s3://b/p", from: "latest", bucketURL: "s3://b", prefx: "p/"},
+		{location: "s3://b/p", from: "db-20260102T030405Z.sql.gz", bucketURL: "s3://b", prefx: "p/", name: "db-20260102T030405Z.sql.gz"},
+		{location: "", from: "s3://other/x/y/db-20260102T030405Z.sql.gz", bucketURL: "s3://other", prefx: "x/y/", name: "db-20260102T030405Z.sql.gz"},
+		{location: "s3://b/p", from: "s3://other/db.sql.gz", bucketURL: "s3://other", name: "db.sql.gz"},
+		{location: "", from: "file:///srv/backups/db.sql.gz", bucketURL: "file:///srv/backups?metadata=skip&no_tmp_dir=true", name: "db.sql.gz"},
+		{location: "", from: "latest", err: "BACKUP_LOCATION (--location) is not set"},
+		{location: "s3://b/p", from: "", err: "required"},
+		{location: "s3://b/p", from: "sub/db.sql.gz", err: "give a URL"},
+		{location: "", from: "s3://b/", err: "names no object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.location+" "+tt.from, func(t *testing.T) {
+			t.Setenv("AWS_ENDPOINT_URL", "")
+			t.Setenv("AWS_ENDPOINT_URL_S3", "")
+			loc, name, err := resolveFrom(tt.location, tt.from)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("error %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if loc.BucketURL != tt.bucketURL || loc.Prefix != tt.prefx || name != tt.name {
+				t.Fatalf("got %q prefix %q name %q, want %q prefix %q name %q", loc.BucketURL, loc.Prefix, name, tt.bucketURL, tt.prefx, tt.name)
+			}
+		})
+	}
+}

@@ -1,0 +1,168 @@
+package backup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Backups are named <database>-<UTC timestamp>.<ext>.gz. While a dump is written, its file is
+// .<name>.partial, hidden and not ending in .gz, so that nothing looks like a backup until it is one.
+// <name>.uploaded beside a backup records that it landed in the bucket (its content is the object's URL).
+const (
+	timestampLayout = "20060102T150405Z"
+	partialSuffix   = ".partial"
+	uploadedSuffix  = ".uploaded"
+)
+
+var backupNameRE = regexp.MustCompile(`^(.+)-(\d{8}T\d{6}Z)\.([a-z0-9]+)\.gz$`)
+
+// backupName is the file and object name of a backup taken at t.
+func backupName(base, ext string, t time.Time) string {
+	return fmt.Sprintf("%s-%s.%s.gz", base, t.UTC().Format(timestampLayout), ext)
+}
+
+// parseBackupName returns the database base name, timestamp and extension of a backup's name.
+func parseBackupName(name string) (base string, t time.Time, ext string, ok bool) {
+	m := backupNameRE.FindStringSubmatch(name)
+	if m == nil {
+		return "", time.Time{}, "", false
+	}
+	t, err := time.Parse(timestampLayout, m[2])
+	if err != nil {
+		return "", time.Time{}, "", false
+	}
+	return m[1], t, m[3], true
+}
+
+// localBackup is a finished backup file in the backups directory.
+type localBackup struct {
+	name     string
+	time     time.Time
+	uploaded bool
+}
+
+// listLocal returns the finished backups in dir, newest first.
+func listLocal(dir string) ([]localBackup, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	names := map[string]bool{}
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	var out []localBackup
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if _, t, _, ok := parseBackupName(e.Name()); ok {
+			out = append(out, localBackup{name: e.Name(), time: t, uploaded: names[e.Name()+uploadedSuffix]})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].time.Equal(out[j].time) {
+			return out[i].time.After(out[j].time)
+		}
+		return out[i].name > out[j].name
+	})
+	return out, nil
+}
+
+// removePartials deletes the partial files a killed sidecar left behind, and returns their names.
+func removePartials(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, ".") && strings.HasSuffix(n, partialSuffix) {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+				continue
+			}
+			removed = append(removed, n)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// prune deletes uploaded backups beyond the newest keep, and markers whose backup is gone. A backup not uploaded
+// yet is never deleted, and does not count towards keep.
+func prune(dir string, keep int) (removed []string, err error) {
+	backups, err := listLocal(dir)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	uploaded := 0
+	for _, b := range backups {
+		if !b.uploaded {
+			continue
+		}
+		if uploaded++; uploaded <= keep {
+			continue
+		}
+		p := filepath.Join(dir, b.name)
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		if err := os.Remove(p + uploadedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		removed = append(removed, b.name)
+	}
+	// Markers of backups someone deleted by hand.
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return removed, errors.Join(append(errs, err)...)
+	}
+	for _, e := range entries {
+		if n, ok := strings.CutSuffix(e.Name(), uploadedSuffix); ok {
+			if _, err := os.Lstat(filepath.Join(dir, n)); errors.Is(err, os.ErrNotExist) {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// markUploaded records that name landed at objectURL.
+func markUploaded(dir, name, objectURL string) error {
+	return writeFileSync(filepath.Join(dir, name+uploadedSuffix), []byte(objectURL+"\n"))
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// syncDir makes a rename or a removal in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -1,0 +1,350 @@
+package backup
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tandem-dev/tandem/backup/backuptest"
+)
+
+// The servers every test shares; each test uses databases and a bucket prefix of its own.
+var (
+	deps      backuptest.Deps
+	tandemBin string
+	pg        *backuptest.Postgres
+	maria     *backuptest.MariaDB
+	store     *backuptest.S3
+)
+
+const (
+	pgPassword    = "pg-secret"
+	mariaUser     = "tandem"
+	mariaPassword = "maria-secret"
+	bucket        = "backups"
+)
+
+// TestMain provisions the real parts (hack/backup-deps.sh installs or builds what is missing), starts them on
+// 127.0.0.1, and builds the tandem binary the tests run. A part that cannot be had fails the run, naming it.
+func TestMain(m *testing.M) {
+	os.Exit(testMain(m))
+}
+
+func testMain(m *testing.M) int {
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "backup tests: %v\n", err)
+		return 1
+	}
+	flag.Parse()
+	tmp, err := os.MkdirTemp("", "tandem-bin-")
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(tmp)
+
+	// Building tandem and provisioning (which builds versitygw the first time) go side by side; the servers
+	// start once the programs are there.
+	var wg sync.WaitGroup
+	errs := make([]error, 5)
+	durations := make([]time.Duration, 5)
+	timed := func(i int, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := time.Now()
+			errs[i] = f()
+			durations[i] = time.Since(s)
+		}()
+	}
+	timed(0, func() error {
+		tandemBin = filepath.Join(tmp, "tandem")
+		_, file, _, _ := runtime.Caller(0)
+		// Built with the test's own settings (CGO_ENABLED included), so that it shares the build cache.
+		cmd := exec.Command(goTool(), "build", "-o", tandemBin, "./cmd/tandem")
+		cmd.Dir = filepath.Join(filepath.Dir(file), "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building tandem: %v\n%s", err, out)
+		}
+		return nil
+	})
+	timed(1, func() (err error) {
+		if deps, err = backuptest.Provision(); err != nil {
+			return err
+		}
+		var servers sync.WaitGroup
+		servers.Add(3)
+		go func() {
+			defer servers.Done()
+			durations[2], errs[2] = timedStart(func() (err error) { pg, err = backuptest.StartPostgres(deps, pgPassword); return err })
+		}()
+		go func() {
+			defer servers.Done()
+			durations[3], errs[3] = timedStart(func() (err error) { maria, err = backuptest.StartMariaDB(deps, mariaUser, mariaPassword); return err })
+		}()
+		go func() {
+			defer servers.Done()
+			durations[4], errs[4] = timedStart(func() (err error) { store, err = backuptest.StartS3(deps, bucket); return err })
+		}()
+		servers.Wait()
+		return nil
+	})
+	wg.Wait()
+	defer pg.Stop()
+	defer maria.Stop()
+	defer store.Close()
+	for _, err := range errs {
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if testing.Verbose() {
+		r := func(d time.Duration) time.Duration { return d.Round(time.Millisecond) }
+		fmt.Fprintf(os.Stderr, "backup tests: built tandem in %s; provisioned and started the servers in %s (PostgreSQL %s, MariaDB %s, versitygw %s)\n",
+			r(durations[0]), r(durations[1]), r(durations[2]), r(durations[3]), r(durations[4]))
+	}
+	return m.Run()
+}
+
+func timedStart(f func() error) (time.Duration, error) {
+	s := time.Now()
+	err := f()
+	return time.Since(s), err
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// run is one run of the tandem binary.
+type run struct {
+	cmd    *exec.Cmd
+	stderr *syncBuffer
+	done   chan struct{}
+	code   int
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startTandem starts the tandem binary with env (on top of a clean environment and the S3 server's AWS
+// variables) and args.
+func startTandem(t *testing.T, env []string, args ...string) *run {
+	t.Helper()
+	return startCommand(t, exec.Command(tandemBin, args...), env)
+}
+
+func startCommand(t *testing.T, cmd *exec.Cmd, env []string) *run {
+	t.Helper()
+	// The server's own pg_dump and psql first (Debian keeps them off PATH, behind a wrapper at best).
+	cmd.Env = append(cleanEnv(), "PATH="+deps.PGBinDir+":"+os.Getenv("PATH"))
+	cmd.Env = append(cmd.Env, store.Env()...)
+	cmd.Env = append(cmd.Env, env...)
+	r := &run{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = r.stderr, r.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_ = cmd.Wait()
+		r.code = cmd.ProcessState.ExitCode()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	return r
+}
+
+// wait waits for the run to end and returns its exit code.
+func (r *run) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-r.done:
+		t.Logf("%s exited %d:\n%s", strings.Join(r.cmd.Args, " "), r.code, r.stderr.String())
+		return r.code
+	case <-time.After(timeout):
+		t.Fatalf("%s still running after %s:\n%s", strings.Join(r.cmd.Args, " "), timeout, r.stderr.String())
+		return -1
+	}
+}
+
+// tandemRun runs the tandem binary to its end.
+func tandemRun(t *testing.T, env []string, args ...string) (int, string) {
+	t.Helper()
+	r := startTandem(t, env, args...)
+	code := r.wait(t, 2*time.Minute)
+	return code, r.stderr.String()
+}
+
+// cleanEnv is the test's environment without anything the sidecar reads.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "BACKUP_") || strings.HasPrefix(kv, "DATABASE_") || strings.HasPrefix(kv, "AWS_") ||
+			strings.HasPrefix(kv, "PG") || strings.HasPrefix(kv, "MYSQL_") {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return env
+}
+
+// pgEnv is the sidecar's environment for database db in the shared PostgreSQL, backing up to the shared bucket
+// under prefix, with dir as BACKUP_DIR.
+func pgEnv(db, prefix, dir string) []string {
+	return []string{"BACKUP_ENGINE=postgres", "DATABASE_HOST=127.0.0.1", "DATABASE_PORT=" + strconv.Itoa(pg.Port),
+		"DATABASE_USER=postgres", "DATABASE_PASSWORD=" + pgPassword, "DATABASE_NAME=" + db,
+		"BACKUP_LOCATION=s3://" + bucket + "/" + prefix, "BACKUP_DIR=" + dir, "BACKUP_INTERVAL=24h"}
+}
+
+// prefixFor is a bucket prefix of the test's own.
+func prefixFor(t *testing.T) string {
+	return "tests/" + regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString(t.Name(), "-")
+}
+
+// dbFor is a database name of the test's own.
+func dbFor(t *testing.T, suffix string) string {
+	return strings.ToLower(regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString(t.Name(), "_")) + "_" + suffix
+}
+
+// mustSQL returns a function that passes on the output of a SQL helper and fails the test on its error.
+func mustSQL(t *testing.T) func(string, error) string {
+	return func(out string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
+
+// dirFiles lists every file in dir, hidden ones included, sorted.
+func dirFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// objects lists the objects under prefix in the shared bucket, from the S3 server's directory.
+func objects(t *testing.T, s3 *backuptest.S3, prefix string) []string {
+	t.Helper()
+	names, err := s3.Objects(bucket, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// backupFiles returns the backups (not markers) among names.
+func backupFiles(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if _, _, _, ok := parseBackupName(n); ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// gunzip returns the uncompressed content of a gzip file, failing on a bad checksum.
+func gunzip(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return string(b)
+}
+
+func sameFile(t *testing.T, a, b string) {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(x, y) {
+		t.Fatalf("%s (%d bytes) and %s (%d bytes) differ", a, len(x), b, len(y))
+	}
+}
+
+func wantFiles(t *testing.T, what string, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("%s: got %q, want %q", what, got, want)
+	}
+}
+
+// eventually polls cond every 50 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("after %s: %s", timeout, what)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

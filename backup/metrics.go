@@ -1,0 +1,147 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the sidecar's Prometheus metrics and the state /healthz reads. A nil *Metrics records nothing.
+type Metrics struct {
+	registry    *prometheus.Registry
+	lastSuccess prometheus.Gauge
+	duration    prometheus.Gauge
+	size        prometheus.Gauge
+	failures    *prometheus.CounterVec
+
+	mu       sync.Mutex
+	started  time.Time
+	success  time.Time
+	interval time.Duration
+	dumps    map[string]dumpInfo // backups dumped and not uploaded yet
+}
+
+type dumpInfo struct {
+	start time.Time
+	size  int64
+}
+
+// NewMetrics makes the metrics of a sidecar that backs up every interval.
+func NewMetrics(interval time.Duration) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_last_success_timestamp_seconds",
+			Help: "Unix time at which the last successful backup landed in the bucket."}),
+		duration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_duration_seconds",
+			Help: "Seconds the last successful backup took, from the start of the dump until it landed in the bucket."}),
+		size: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_size_bytes",
+			Help: "Size of the last successful backup, compressed."}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_backup_failures_total",
+			Help: "Failures, by stage: dump (no backup written), upload (an attempt that failed), prune."}, []string{"stage"}),
+		started:  time.Now(),
+		interval: interval,
+		dumps:    map[string]dumpInfo{},
+	}
+	for _, stage := range []string{"dump", "upload", "prune"} {
+		m.failures.WithLabelValues(stage)
+	}
+	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures)
+	return m
+}
+
+func (m *Metrics) failed(stage string) {
+	if m != nil {
+		m.failures.WithLabelValues(stage).Inc()
+	}
+}
+
+func (m *Metrics) dumped(name string, start time.Time, _ time.Duration, size int64) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.dumps[name] = dumpInfo{start: start, size: size}
+}
+
+// uploaded records a backup landing; a backup dumped by this process is a success.
+func (m *Metrics) uploaded(name string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.dumps[name]
+	if !ok {
+		return // dumped before this process started
+	}
+	delete(m.dumps, name)
+	now := time.Now()
+	if now.After(m.success) {
+		m.success = now
+		m.lastSuccess.Set(float64(now.UnixNano()) / 1e9)
+		m.duration.Set(now.Sub(d.start).Seconds())
+		m.size.Set(float64(d.size))
+	}
+}
+
+// healthy reports an error when the last success, or the start when there was none, is older than two
+// intervals.
+func (m *Metrics) healthy(now time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	since, what := m.started, "no successful backup since the start"
+	if !m.success.IsZero() {
+		since, what = m.success, "the last successful backup"
+	}
+	if age := now.Sub(since); age > 2*m.interval {
+		return fmt.Errorf("%s was %s ago, more than two intervals (%s)", what, age.Round(time.Second), 2*m.interval)
+	}
+	return nil
+}
+
+// Handler serves /metrics and /healthz.
+func (m *Metrics) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if err := m.healthy(time.Now()); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	return mux
+}
+
+// Serve serves Handler on addr until ctx ends. The listener is opened before Serve returns its first error, so
+// a port in use fails at start.
+func (m *Metrics) Serve(ctx context.Context, addr string) (<-chan error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: m.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		done <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	return done, nil
+}

@@ -1,0 +1,74 @@
+package backup
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tandem-dev/tandem/backup/backuptest"
+)
+
+// TestSidecarLoop runs `tandem backup` as the sidecar does: a backup every interval, uploaded, the local copies
+// pruned to BACKUP_KEEP, metrics and /healthz served, and SIGTERM a clean stop. Started again over the same
+// directory (a container restart), it waits for the next backup to be due instead of dumping at once.
+func TestSidecarLoop(t *testing.T) {
+	must := mustSQL(t)
+	db := dbFor(t, "db")
+	must(pg.SQL("postgres", "CREATE DATABASE "+db))
+	must(pg.SQL(db, pgSchema))
+	port, err := backuptest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + itoa(port)
+	dir, prefix := t.TempDir(), prefixFor(t)
+	env := append(pgEnv(db, prefix, dir), "BACKUP_INTERVAL=1s", "BACKUP_KEEP=1", "BACKUP_METRICS_BIND_ADDRESS="+addr)
+	r := startTandem(t, env, "backup")
+	eventually(t, 30*time.Second, "three backups land", func() bool { return len(objects(t, store, prefix)) >= 3 })
+	get := func(path string) (int, string) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	_, metrics := get("/metrics")
+	for _, want := range []string{"tandem_backup_last_success_timestamp_seconds 1.", "tandem_backup_size_bytes ", `tandem_backup_failures_total{stage="dump"} 0`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exited %d on SIGTERM", code)
+	}
+	local := backupFiles(dirFiles(t, dir))
+	if len(local) != 1 {
+		t.Fatalf("with BACKUP_KEEP=1 the directory holds %q", dirFiles(t, dir))
+	}
+	wantFiles(t, "backups directory", dirFiles(t, dir), []string{local[0], local[0] + ".uploaded"})
+	landed := objects(t, store, prefix)
+
+	// A restart within the interval does not dump again.
+	env = append(pgEnv(db, prefix, dir), "BACKUP_INTERVAL=1h")
+	r = startTandem(t, env, "backup")
+	eventually(t, 10*time.Second, "the restarted sidecar says it waits", func() bool {
+		return strings.Contains(r.stderr.String(), "waiting until the next one is due")
+	})
+	time.Sleep(500 * time.Millisecond)
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	if code := r.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exited %d on SIGTERM", code)
+	}
+	wantFiles(t, "bucket after the restart", objects(t, store, prefix), landed)
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/tandem-dev/tandem/backup"
+)
+
+func runBackup(args []string) error {
+	fs := flag.NewFlagSet("tandem backup", flag.ContinueOnError)
+	cfg := backup.DefaultConfig()
+	if err := cfg.ApplyEnv(os.LookupEnv); err != nil {
+		return err
+	}
+	cfg.BindFlags(fs)
+	once := fs.Bool("once", false, "take one backup and exit, non-zero if it failed (for a CronJob or a test)")
+	// Failures are routine for a sidecar (a database restarting): log them without stack traces.
+	zapOpts := zap.Options{StacktraceLevel: zapcore.DPanicLevel}
+	zapOpts.BindFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: tandem backup [flags]
+
+Runs in tandem's backup sidecar: every interval it dumps the database through gzip into
+<dir>/<database>-<UTC timestamp>.<ext>.gz (written as a hidden .partial file, renamed only when the dump
+succeeded), uploads that file to the backup location, retrying with backoff and keeping it until it lands, and
+deletes uploaded backups beyond the newest --keep. Each flag overrides the environment variable named after it.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts)).WithName("backup")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+
+	// The sidecar runs beside every database: keep its heap small unless told otherwise. Uploading a 1 GB dump
+	// to S3 peaked at 54 MiB of anonymous memory under Go's default GC pacing, 20 MiB under a 24 MiB limit, at
+	// the same speed (the S3 transfer manager reads a 16 MiB first part and keeps a pool of two 5 MiB parts).
+	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
+		debug.SetMemoryLimit(32 << 20)
+	}
+	var metrics *backup.Metrics
+	if !*once {
+		metrics = backup.NewMetrics(cfg.Interval)
+	}
+	runner, err := backup.NewRunner(cfg, log, metrics)
+	if err != nil {
+		return err
+	}
+	if *once {
+		return runner.Once(ctx)
+	}
+	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "0" {
+		served, err := metrics.Serve(ctx, cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("--metrics-bind-address: %w", err)
+		}
+		go func() {
+			if err := <-served; err != nil {
+				log.Error(err, "metrics server stopped")
+			}
+		}()
+	}
+	log.Info("starting tandem backup", "version", versionString(), "engine", cfg.Engine, "database", cfg.Database,
+		"location", cfg.Location, "interval", cfg.Interval.String(), "dir", cfg.Dir, "keep", cfg.Keep)
+	return runner.Run(ctx)
+}

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap/zapcore"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/tandem-dev/tandem/backup"
+)
+
+func runRestore(args []string) error {
+	fs := flag.NewFlagSet("tandem restore", flag.ContinueOnError)
+	cfg := backup.DefaultConfig()
+	if err := cfg.ApplyEnv(os.LookupEnv); err != nil {
+		return err
+	}
+	cfg.BindFlags(fs)
+	from := fs.String("from", "", `backup to restore: "latest" (the newest of the database at --location), an object's URL, or a backup's name at --location`)
+	// Failures are routine for a sidecar (a database restarting): log them without stack traces.
+	zapOpts := zap.Options{StacktraceLevel: zapcore.DPanicLevel}
+	zapOpts.BindFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: tandem restore --from latest|URL|NAME [flags]
+
+Streams a backup taken by tandem backup from object storage, through gunzip, into the database: psql in a single
+transaction that stops at the first error for postgres (a failed restore changes nothing), the mysql client for
+mysql. Run it in the sidecar (kubectl exec POD -c tandem-backup -- tandem restore --from latest), where the
+environment already names the database and the location. Each flag overrides the environment variable named
+after it.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		os.Exit(2)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	log := zap.New(zap.UseFlagOptions(&zapOpts)).WithName("restore")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	return backup.Restore(ctx, cfg, *from, log)
+}

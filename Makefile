@@ -67,6 +67,11 @@ image-check: ## Build the image from the Dockerfile with locally made bases and 
 image: ## Build tandem:dev with docker build and the Dockerfile's public base images.
 	docker build --build-arg VERSION=$(VERSION) -t tandem:dev .
 
+.PHONY: bench
+bench: ## Load-test tandem against a floor and a no-op controller-runtime server (table, bin/bench/*.json, latency PNG).
+	$(GO) run ./hack/bench -out bin/bench/bench-results.json
+	$(GO) test ./webhook/inject/ ./webhook/server/ ./webhook/jobs/ -run '^$$' -bench . -benchmem
+
 ##@ Local control plane
 
 .PHONY: control-plane

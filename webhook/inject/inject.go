@@ -124,6 +124,11 @@ func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, 
 	}
 
 	secret := ann[annotations.DatabaseSecret]
+	// Room for the secret's mount and volume too, appended below.
+	mounts := append(make([]corev1.VolumeMount, 0, 2+len(profile.VolumeMounts)),
+		corev1.VolumeMount{Name: config.BackupVolume, MountPath: config.BackupMountPath})
+	volumes := append(make([]corev1.Volume, 0, 2+len(profile.Volumes)),
+		corev1.Volume{Name: config.BackupVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	c := &corev1.Container{
 		Name:            profile.ContainerName,
 		Image:           profile.Image,
@@ -133,13 +138,11 @@ func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, 
 		Env:             sidecarEnv(profile, ann, location, interval.Seconds()),
 		Resources:       profile.Resources,
 		SecurityContext: profile.SecurityContext,
-		VolumeMounts: append([]corev1.VolumeMount{{Name: config.BackupVolume, MountPath: config.BackupMountPath}},
-			profile.VolumeMounts...),
+		VolumeMounts:    append(mounts, profile.VolumeMounts...),
 	}
 	if creds := ann[annotations.BackupCredentials]; creds != "" {
 		c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: creds}}}}
 	}
-	volumes := []corev1.Volume{{Name: config.BackupVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 	if secret != "" {
 		v := corev1.Volume{Name: SecretVolumeName(secret), VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
 		volumes = append(volumes, v)
@@ -227,7 +230,7 @@ func placeContainer(spec *corev1.PodSpec, c *corev1.Container, native bool, prof
 
 // placeVolumes returns the volumes to add, leaving out those the pod already has, identical.
 func placeVolumes(spec *corev1.PodSpec, volumes []corev1.Volume, problems []string) ([]corev1.Volume, []string) {
-	add := volumes[:0:0]
+	add := make([]corev1.Volume, 0, len(volumes))
 	for i := range volumes {
 		ours := &volumes[i]
 		j := indexVolume(spec.Volumes, ours.Name)

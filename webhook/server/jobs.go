@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -42,19 +41,19 @@ func (m *JobMutator) Mutate(_ context.Context, req admission.Request) admission.
 	)
 	switch {
 	case req.Kind.Group == "batch" && req.Kind.Kind == "Job":
-		var job batchv1.Job
-		if err := json.Unmarshal(req.Object.Raw, &job); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the Job: %w", err))
+		job, decodeErr := objectOf[batchv1.Job](req)
+		if decodeErr != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the Job: %w", decodeErr))
 		}
 		name = objectKey(req.Namespace, job.Name, job.GenerateName)
-		plan, err = d.DefaultJob(&job)
+		plan, err = d.DefaultJob(job)
 	case req.Kind.Group == "batch" && req.Kind.Kind == "CronJob":
-		var cj batchv1.CronJob
-		if err := json.Unmarshal(req.Object.Raw, &cj); err != nil {
-			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the CronJob: %w", err))
+		cj, decodeErr := objectOf[batchv1.CronJob](req)
+		if decodeErr != nil {
+			return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the CronJob: %w", decodeErr))
 		}
 		name = objectKey(req.Namespace, cj.Name, cj.GenerateName)
-		plan, err = d.DefaultCronJob(&cj)
+		plan, err = d.DefaultCronJob(cj)
 	default:
 		m.Log.Error(nil, "request for another kind on the Job endpoints; check the webhook configuration's rules", "kind", req.Kind)
 		return admission.Allowed("").WithWarnings(fmt.Sprintf("tandem's Job defaulter received a %s %s and left it unchanged: the webhook configuration is wrong", req.Kind.Group, req.Kind.Kind))
@@ -73,8 +72,22 @@ func (m *JobMutator) Mutate(_ context.Context, req admission.Request) admission.
 	if len(ops) == 0 {
 		return admission.Allowed("").WithWarnings(plan.Warnings...)
 	}
-	m.Log.V(1).Info("set defaults", "kind", req.Kind.Kind, "object", name, "fields", plan.Fields)
+	if log := m.Log.V(1); log.Enabled() {
+		log.Info("set defaults", "kind", req.Kind.Kind, "object", name, "fields", plan.Fields)
+	}
 	return admission.Patched("", ops...).WithWarnings(plan.Warnings...)
+}
+
+// decodeReview decodes the review and its Job or CronJob, as the endpoint at path admits, in one pass; see
+// typedMutator.
+func (m *JobMutator) decodeReview(path string, body []byte) (*admissionv1.AdmissionReview, bool) {
+	switch path {
+	case JobPath:
+		return decodeTyped[batchv1.Job](body, "batch", "Job")
+	case CronJobPath:
+		return decodeTyped[batchv1.CronJob](body, "batch", "CronJob")
+	}
+	return nil, false
 }
 
 // objectKey names an object in logs; objects made by controllers may have only a generateName at admission.

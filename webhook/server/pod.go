@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,8 +35,8 @@ func (m *PodMutator) Mutate(_ context.Context, req admission.Request) admission.
 		m.Log.Error(nil, "request for another kind on the pod endpoint; check the webhook configuration's rules", "kind", req.Kind)
 		return admission.Allowed("").WithWarnings(fmt.Sprintf("tandem's %s endpoint received a %s %s and left it unchanged: the webhook configuration is wrong", PodPath, req.Kind.Group, req.Kind.Kind))
 	}
-	var pod corev1.Pod
-	if err := json.Unmarshal(req.Object.Raw, &pod); err != nil {
+	pod, err := objectOf[corev1.Pod](req)
+	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the pod: %w", err))
 	}
 	plan, err := inject.New(m.Config.Get()).Plan(&pod.ObjectMeta, &pod.Spec)
@@ -48,15 +47,22 @@ func (m *PodMutator) Mutate(_ context.Context, req admission.Request) admission.
 		}
 		profile := pod.Annotations[annotations.Backup]
 		countInjection(profile, inject.Refused)
-		m.Log.Info("refused backup sidecar injection", "pod", podKey(req.Namespace, &pod), "profile", profile, "reason", err.Error())
+		m.Log.Info("refused backup sidecar injection", "pod", podKey(req.Namespace, pod), "profile", profile, "reason", err.Error())
 		return admission.Denied(err.Error())
 	}
 	countInjection(plan.Profile, plan.Outcome)
 	if plan.Outcome != inject.Injected {
 		return admission.Allowed("").WithWarnings(plan.Warnings...)
 	}
-	m.Log.V(1).Info("injected backup sidecar", "pod", podKey(req.Namespace, &pod), "profile", plan.Profile, "dryRun", req.DryRun != nil && *req.DryRun)
+	if log := m.Log.V(1); log.Enabled() { // the arguments cost even when the line is not logged
+		log.Info("injected backup sidecar", "pod", podKey(req.Namespace, pod), "profile", plan.Profile, "dryRun", req.DryRun != nil && *req.DryRun)
+	}
 	return admission.Patched("", plan.Patch("", &pod.ObjectMeta, &pod.Spec)...).WithWarnings(plan.Warnings...)
+}
+
+// decodeReview decodes the review and its Pod in one pass; see typedMutator.
+func (m *PodMutator) decodeReview(_ string, body []byte) (*admissionv1.AdmissionReview, bool) {
+	return decodeTyped[corev1.Pod](body, "", "Pod")
 }
 
 // podKey names a pod in logs: controllers create pods from generateName, so at admission many have no name yet,

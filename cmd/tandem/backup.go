@@ -26,23 +26,15 @@ func runBackup(args []string) error {
 	// Failures are routine for a sidecar (a database restarting): log them without stack traces.
 	zapOpts := zap.Options{StacktraceLevel: zapcore.DPanicLevel}
 	zapOpts.BindFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tandem backup [flags]
+	if help := parseFlags(fs, `Usage: tandem backup [flags]
 
 Runs in tandem's backup sidecar: every interval it dumps the database through gzip into
 <dir>/<database>-<UTC timestamp>.<ext>.gz (written as a hidden .partial file, renamed only when the dump
 succeeded), uploads that file to the backup location, retrying with backoff and keeping it until it lands, and
 deletes uploaded backups beyond the newest --keep. Each flag overrides the environment variable named after it.
 
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		os.Exit(2)
+`, args); help {
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())

@@ -3,6 +3,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 )
@@ -51,4 +53,20 @@ func main() {
 		fmt.Fprintf(os.Stderr, "tandem %s: %v\n", os.Args[1], err)
 		os.Exit(1)
 	}
+}
+
+// parseFlags parses a subcommand's flags; usage is the text printed above the flag list. It reports whether the
+// user asked for --help, which prints the usage and is no error. A bad flag prints the usage and exits 2.
+func parseFlags(fs *flag.FlagSet, usage string, args []string) (help bool) {
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true
+		}
+		os.Exit(2)
+	}
+	return false
 }

@@ -25,8 +25,7 @@ func runRestore(args []string) error {
 	// Failures are routine for a sidecar (a database restarting): log them without stack traces.
 	zapOpts := zap.Options{StacktraceLevel: zapcore.DPanicLevel}
 	zapOpts.BindFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), `Usage: tandem restore --from latest|URL|NAME [flags]
+	if help := parseFlags(fs, `Usage: tandem restore --from latest|URL|NAME [flags]
 
 Streams a backup taken by tandem backup from object storage, through gunzip, into the database: psql in a single
 transaction that stops at the first error for postgres (a failed restore changes nothing), the mysql client for
@@ -34,15 +33,8 @@ mysql. Run it in the sidecar (kubectl exec POD -c tandem-backup -- tandem restor
 environment already names the database and the location. Each flag overrides the environment variable named
 after it.
 
-Flags:
-`)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		os.Exit(2)
+`, args); help {
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())

@@ -3,7 +3,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"os"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -23,15 +22,8 @@ func runWebhook(args []string) error {
 	fs.BoolVar(&opts.EnableHTTP2, "enable-http2", false, "serve HTTP/2 as well as HTTP/1.1")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: tandem webhook [flags]\n\nServes tandem's mutating admission webhook (pods: %s).\n\nFlags:\n", server.PodPath)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return nil
-		}
-		os.Exit(2)
+	if help := parseFlags(fs, fmt.Sprintf("Usage: tandem webhook [flags]\n\nServes tandem's mutating admission webhook (pods: %s).\n", server.PodPath), args); help {
+		return nil
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())

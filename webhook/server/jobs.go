@@ -55,8 +55,7 @@ func (m *JobMutator) Mutate(_ context.Context, req admission.Request) admission.
 		name = objectKey(req.Namespace, cj.Name, cj.GenerateName)
 		plan, err = d.DefaultCronJob(cj)
 	default:
-		m.Log.Error(nil, "request for another kind on the Job endpoints; check the webhook configuration's rules", "kind", req.Kind)
-		return admission.Allowed("").WithWarnings(fmt.Sprintf("tandem's Job defaulter received a %s %s and left it unchanged: the webhook configuration is wrong", req.Kind.Group, req.Kind.Kind))
+		return wrongKind(m.Log, "tandem's Job defaulter", req)
 	}
 	if err != nil {
 		var refusal *jobs.Refusal

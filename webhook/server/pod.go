@@ -32,8 +32,7 @@ func (m *PodMutator) Mutate(_ context.Context, req admission.Request) admission.
 		return admission.Allowed("")
 	}
 	if req.Kind.Group != "" || req.Kind.Kind != "Pod" {
-		m.Log.Error(nil, "request for another kind on the pod endpoint; check the webhook configuration's rules", "kind", req.Kind)
-		return admission.Allowed("").WithWarnings(fmt.Sprintf("tandem's %s endpoint received a %s %s and left it unchanged: the webhook configuration is wrong", PodPath, req.Kind.Group, req.Kind.Kind))
+		return wrongKind(m.Log, "tandem's "+PodPath+" endpoint", req)
 	}
 	pod, err := objectOf[corev1.Pod](req)
 	if err != nil {

@@ -216,3 +216,11 @@ func writeReview(w http.ResponseWriter, log logr.Logger, version metav1.TypeMeta
 		log.Error(err, "writing the admission response")
 	}
 }
+
+// wrongKind answers a request for a kind the endpoint does not handle, which only a wrong webhook configuration
+// sends: the object passes unchanged, with a warning to the user and an error in tandem's log.
+func wrongKind(log logr.Logger, endpoint string, req admission.Request) admission.Response {
+	log.Error(nil, "request for another kind; check the webhook configuration's rules", "endpoint", endpoint, "kind", req.Kind)
+	return admission.Allowed("").WithWarnings(fmt.Sprintf("%s received a %s %s and left it unchanged: the webhook configuration is wrong",
+		endpoint, req.Kind.Group, req.Kind.Kind))
+}

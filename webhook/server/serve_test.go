@@ -107,6 +107,8 @@ func TestServe(t *testing.T) {
 
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}}
 	url := "https://" + net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)) + server.PodPath
+	metricsURL := "http://" + opts.MetricsAddr + "/metrics"
+	injectedBefore := sample(t, fetch(t, metricsURL), `tandem_pod_injections_total{profile="postgres",result="injected"}`)
 	resp, err := client.Post(url, "application/json", bytes.NewReader(review(admissionv1.Create, dbPod)))
 	if err != nil {
 		t.Fatal(err)
@@ -123,12 +125,28 @@ func TestServe(t *testing.T) {
 	writeCert(t, certDir, 2) // cert-manager renews the certificate; the kubelet swaps the Secret volume's ..data
 	waitFor(t, func() bool { return servedSerial(t, client, url) == 2 }, "the renewed certificate to be served without a restart")
 
-	metrics := fetch(t, "http://"+opts.MetricsAddr+"/metrics")
-	for _, want := range []string{`tandem_pod_injections_total{profile="postgres",result="injected"}`, `controller_runtime_webhook_requests_total{code="200",webhook="/mutate-v1-pod"}`} {
-		if !strings.Contains(metrics, want) {
-			t.Errorf("/metrics has no %s", want)
+	metrics := fetch(t, metricsURL)
+	if got := sample(t, metrics, `tandem_pod_injections_total{profile="postgres",result="injected"}`) - injectedBefore; got != 1 {
+		t.Errorf("/metrics counted %v injections for this server's one, want 1", got)
+	}
+	if !strings.Contains(metrics, `controller_runtime_webhook_requests_total{code="200",webhook="/mutate-v1-pod"}`) {
+		t.Error("/metrics has no controller-runtime webhook request count for /mutate-v1-pod")
+	}
+}
+
+// sample returns the value of the series named exactly so in a Prometheus text exposition, 0 when absent.
+func sample(t *testing.T, exposition, series string) float64 {
+	t.Helper()
+	for _, line := range strings.Split(exposition, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
 		}
 	}
+	return 0
 }
 
 func TestServeRefusesABadConfiguration(t *testing.T) {

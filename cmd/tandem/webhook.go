@@ -4,8 +4,9 @@ import (
 	"flag"
 	"fmt"
 
-	ctrl "sigs.k8s.io/controller-runtime"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/manager/signals"
 
 	"github.com/tandem-dev/tandem/webhook/server"
 )
@@ -30,9 +31,9 @@ func runWebhook(args []string) error {
 	}
 	// Set the logger first: until it is set, controller-runtime keeps every log entry in memory.
 	log := zap.New(zap.UseFlagOptions(&zapOpts))
-	ctrl.SetLogger(log)
+	ctrllog.SetLogger(log)
 	log.Info("starting tandem", "version", versionString())
-	if err := server.Run(ctrl.SetupSignalHandler(), opts, log); err != nil {
+	if err := server.Run(signals.SetupSignalHandler(), opts, log); err != nil {
 		log.Error(err, "tandem webhook stopped")
 		return err
 	}

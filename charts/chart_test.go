@@ -184,8 +184,13 @@ func TestDefaultValues(t *testing.T) {
 
 	var cm corev1.ConfigMap
 	typed(t, objs["ConfigMap/tandem-config"], &cm)
-	if _, err := config.Parse([]byte(cm.Data["config.yaml"])); err != nil {
-		t.Errorf("the default ConfigMap is not a configuration tandem accepts: %v", err)
+	cfg, err := config.Parse([]byte(cm.Data["config.yaml"]))
+	if err != nil {
+		t.Fatalf("the default ConfigMap is not a configuration tandem accepts: %v", err)
+	}
+	// The built-in profiles run the backup image of the chart's own version.
+	if want := "ghcr.io/tandem-dev/tandem-backup:v" + chartAppVersion(t); cfg.BackupImage != want || cfg.Profiles["postgres"].Image != want {
+		t.Errorf("backup image %q, postgres profile image %q, want %q", cfg.BackupImage, cfg.Profiles["postgres"].Image, want)
 	}
 }
 
@@ -216,6 +221,9 @@ func TestEveryValue(t *testing.T) {
 	}
 	if !cfg.Profiles["postgres"].NativeSidecar || cfg.Profiles["mysql"] != nil || *cfg.Jobs.TTLSecondsAfterFinished != 600 {
 		t.Errorf("config = %+v", cfg)
+	}
+	if want := "registry.example.com/platform/tandem-backup@sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"; cfg.Profiles["mongodb"].Image != want {
+		t.Errorf("mongodb profile image %q, want %q", cfg.Profiles["mongodb"].Image, want)
 	}
 }
 
@@ -270,6 +278,21 @@ func TestLongReleaseNamesStayValid(t *testing.T) {
 			t.Errorf("%s: name %q is not a valid 63-character name", key, o.GetName())
 		}
 	}
+}
+
+// chartAppVersion reads appVersion from Chart.yaml.
+func chartAppVersion(t *testing.T) string {
+	data, err := os.ReadFile(filepath.Join(chart, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		AppVersion string `json:"appVersion"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil || c.AppVersion == "" {
+		t.Fatalf("Chart.yaml: no appVersion (%v)", err)
+	}
+	return c.AppVersion
 }
 
 func keys(m map[string]*unstructured.Unstructured) []string {

@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+
+	"github.com/tandem-dev/tandem/webhook/config"
 )
 
 const usage = `tandem injects backup sidecars into annotated database Pods.
@@ -28,6 +30,10 @@ func main() {
 	if len(os.Args) < 2 {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
+	}
+	if v := releaseVersion(); v != "devel" {
+		// Profiles without an image run tandem's backup image of this very version.
+		config.DefaultBackupImage = config.BackupImageRepository + ":" + v
 	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {

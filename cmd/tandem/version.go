@@ -9,13 +9,17 @@ import (
 // version is stamped at build time: go build -ldflags "-X main.version=v1.2.3".
 var version = ""
 
-func versionString() string {
-	v := version
-	if v == "" {
-		v = "devel"
-		if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			v = info.Main.Version
-		}
+// releaseVersion is the version stamped at build time, or the module version `go install` recorded, or "devel".
+func releaseVersion() string {
+	if version != "" {
+		return version
 	}
-	return fmt.Sprintf("tandem %s %s %s/%s", v, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		return info.Main.Version
+	}
+	return "devel"
+}
+
+func versionString() string {
+	return fmt.Sprintf("tandem %s %s %s/%s", releaseVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

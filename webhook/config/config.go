@@ -17,6 +17,9 @@ import (
 
 // Config is the whole configuration.
 type Config struct {
+	// BackupImage is the image of tandem's backup sidecar (tandem backup and the database clients); a profile
+	// without an image runs it. DefaultBackupImage when empty.
+	BackupImage string `json:"backupImage,omitempty"`
 	// DefaultProfile is the profile injected when tandem.dev/backup is "true".
 	DefaultProfile string `json:"defaultProfile,omitempty"`
 	// Profiles are the backup sidecars, by name. A profile set to null in a file removes the built-in one.
@@ -78,13 +81,29 @@ const (
 //go:embed default.yaml
 var defaultYAML []byte
 
+// BackupImageRepository is where tandem's backup image is published.
+const BackupImageRepository = "ghcr.io/tandem-dev/tandem-backup"
+
+// DefaultBackupImage is the backup image when the configuration names none: tandem's own, at this binary's
+// version (cmd/tandem sets it at start; the Helm chart always names the image of its appVersion).
+var DefaultBackupImage = BackupImageRepository + ":latest"
+
 // DefaultYAML returns the built-in configuration as YAML, the file every configuration file is laid over.
 func DefaultYAML() []byte { return bytes.Clone(defaultYAML) }
 
 // Default returns the built-in configuration.
 func Default() *Config {
-	c, err := decode(&Config{}, defaultYAML)
+	c, err := finish(builtin())
 	if err != nil {
+		panic("built-in configuration is invalid: " + err.Error())
+	}
+	return c
+}
+
+// builtin decodes default.yaml, not yet finished: what a configuration file is laid over.
+func builtin() *Config {
+	c := &Config{}
+	if err := unmarshal(c, defaultYAML); err != nil {
 		panic("built-in configuration is invalid: " + err.Error())
 	}
 	return c
@@ -94,7 +113,11 @@ func Default() *Config {
 // keeps its built-in value, a key set to null is switched off, and a profile the file names replaces the
 // built-in profile of that name whole. Unknown keys and invalid values are errors that name the key.
 func Parse(data []byte) (*Config, error) {
-	return decode(Default(), data)
+	c := builtin()
+	if err := unmarshal(c, data); err != nil {
+		return nil, err
+	}
+	return finish(c)
 }
 
 // Load reads the configuration file at path; an empty path gives the built-in configuration.
@@ -119,9 +142,19 @@ func load(path string) (*Config, []byte, error) {
 	return c, data, nil
 }
 
-func decode(base *Config, data []byte) (*Config, error) {
-	if err := yaml.UnmarshalStrict(data, base); err != nil {
-		return nil, fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
+// unmarshal lays the YAML document data over c, strictly.
+func unmarshal(c *Config, data []byte) error {
+	if err := yaml.UnmarshalStrict(data, c); err != nil {
+		return fmt.Errorf("%s", strings.TrimPrefix(err.Error(), "error unmarshaling JSON: while decoding JSON: "))
+	}
+	return nil
+}
+
+// finish fills in what a configuration leaves to defaults (container name, interval, the backup image of a
+// profile without an image) and validates the result.
+func finish(base *Config) (*Config, error) {
+	if base.BackupImage == "" {
+		base.BackupImage = DefaultBackupImage
 	}
 	for name, p := range base.Profiles {
 		if p == nil {
@@ -133,6 +166,9 @@ func decode(base *Config, data []byte) (*Config, error) {
 		}
 		if p.Interval == "" {
 			p.Interval = DefaultInterval
+		}
+		if p.Image == "" {
+			p.Image = base.BackupImage
 		}
 	}
 	if errs := base.Validate(); len(errs) > 0 {

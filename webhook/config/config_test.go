@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +79,6 @@ func TestBadConfigurationNamesTheKey(t *testing.T) {
 		{"unknown profile key", "profiles: {pg: {image: x, imagee: y}}", []string{`unknown field "imagee"`}},
 		{"unknown key in a Kubernetes type", "profiles: {pg: {image: x, securityContext: {runAsNonRot: true}}}", []string{`unknown field "runAsNonRot"`}},
 		{"wrong type", "jobs: {backoffLimit: three}", []string{"backoffLimit"}},
-		{"missing image", "profiles: {pg: {command: [x]}}", []string{"profiles[pg].image: Required value"}},
 		{"bad interval", "profiles: {pg: {image: x, interval: daily}}", []string{"profiles[pg].interval", "daily"}},
 		{"bad location", "profiles: {pg: {image: x, backupLocation: bucket}}", []string{"profiles[pg].backupLocation"}},
 		{"reserved env", "profiles: {pg: {image: x, env: [{name: BACKUP_LOCATION, value: y}]}}", []string{"profiles[pg].env[0].name", "set by tandem"}},
@@ -91,7 +91,7 @@ func TestBadConfigurationNamesTheKey(t *testing.T) {
 		{"negative backoffLimit", "jobs: {backoffLimit: -1}", []string{"jobs.backoffLimit"}},
 		{"restartPolicy Always", "jobs: {restartPolicy: Always}", []string{"jobs.restartPolicy"}},
 		{"bad concurrencyPolicy", "cronJobs: {concurrencyPolicy: Sometimes}", []string{"cronJobs.concurrencyPolicy"}},
-		{"every problem at once", "profiles: {a: {}, b: {image: x, interval: 1ns}}", []string{"profiles[a].image", "profiles[b].interval"}},
+		{"every problem at once", "profiles: {a: {containerName: Backup}, b: {image: x, interval: 1ns}}", []string{"profiles[a].containerName", "profiles[b].interval"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,5 +180,26 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBackupImage: profiles without an image run tandem's backup image, the built-in ones included, and a file's
+// backupImage reaches them; a profile with its own image keeps it.
+func TestBackupImage(t *testing.T) {
+	builtIn := config.Default()
+	for _, name := range []string{"postgres", "mysql", "mongodb"} {
+		p := builtIn.Profiles[name]
+		if p.Image != config.DefaultBackupImage || !slices.Equal(p.Command, []string{"tandem", "backup"}) {
+			t.Errorf("built-in %s runs %s %v, want %s tandem backup", name, p.Image, p.Command, config.DefaultBackupImage)
+		}
+	}
+	c, err := config.Parse([]byte("backupImage: registry.example/tandem-backup:v9\nprofiles: {own: {image: registry.example/pg:16}, bare: {}}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"postgres": "registry.example/tandem-backup:v9", "bare": "registry.example/tandem-backup:v9", "own": "registry.example/pg:16"} {
+		if got := c.Profiles[name].Image; got != want {
+			t.Errorf("profile %s: image %q, want %q", name, got, want)
+		}
 	}
 }

@@ -13,14 +13,15 @@ import (
 	"github.com/tandem-dev/tandem/webhook/config"
 )
 
-// TestBuiltInScriptFixesTheSeedBugs runs the built-in profiles' backup loop with bash, against a fake pg_dump
+// TestScriptProfileFixesTheSeedBugs runs the example script profile (examples/config/script-profile.yaml)
+// with bash, against a fake pg_dump
 // and a fake aws that follow a scripted list of outcomes, and checks the bugs of the original example's script
 // are gone: a failed dump leaves no backup, each backup is uploaded once (and a failed upload again on the next
 // pass), old local backups are pruned, and SIGTERM stops it at once without leaving a partial file.
-func TestBuiltInScriptFixesTheSeedBugs(t *testing.T) {
+func TestScriptProfileFixesTheSeedBugs(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
-		t.Fatal("bash is needed to run the built-in backup script: ", err)
+		t.Fatal("bash is needed to run the example backup script: ", err)
 	}
 	root := t.TempDir()
 	bin, backups, bucket := filepath.Join(root, "bin"), filepath.Join(root, "backups"), filepath.Join(root, "bucket")
@@ -35,7 +36,11 @@ func TestBuiltInScriptFixesTheSeedBugs(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(bin, "aws"), []byte("#!/bin/bash\necho \"$*\" >> \"$ROOT/aws.log\"\n"+strings.ReplaceAll(pop, "$1", "uploads")+
 		" && cp \"$4\" \"$ROOT/bucket/\"\n"), 0o755))
 
-	p := config.Default().Profiles["postgres"]
+	c, err := config.Load(filepath.Join("..", "..", "examples", "config", "script-profile.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Profiles["postgres-script"]
 	cmd := exec.Command(bash, "-c", p.Args[0])
 	cmd.Env = append(os.Environ(), "ROOT="+root, "PATH="+bin+":"+os.Getenv("PATH"), "BACKUP_DIR="+backups,
 		"BACKUP_LOCATION=s3://bucket/prefix", "BACKUP_INTERVAL_SECONDS=1", "BACKUP_KEEP=2", "DATABASE_NAME=orders")

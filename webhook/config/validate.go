@@ -70,9 +70,6 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 	for _, msg := range validation.IsDNS1123Label(p.ContainerName) {
 		errs = append(errs, field.Invalid(path.Child("containerName"), p.ContainerName, msg))
 	}
-	if p.Image == "" {
-		errs = append(errs, field.Required(path.Child("image"), "the sidecar's container image"))
-	}
 	switch p.ImagePullPolicy {
 	case "", corev1.PullAlways, corev1.PullIfNotPresent, corev1.PullNever:
 	default:

@@ -64,6 +64,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s.%s.svc" (include "tandem.fullname" .) .Release.Namespace }}
 {{- end }}
 
+{{/* The backup image reference, for the configuration's backupImage: a digest wins over a tag. */}}
+{{- define "tandem.backupImage" -}}
+{{- if .Values.backupImage.digest }}
+{{- printf "%s@%s" .Values.backupImage.repository .Values.backupImage.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.backupImage.repository (.Values.backupImage.tag | default (printf "v%s" .Chart.AppVersion)) }}
+{{- end }}
+{{- end }}
+
 {{/* The image reference: a digest wins over a tag. */}}
 {{- define "tandem.image" -}}
 {{- if .Values.image.digest }}

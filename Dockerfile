@@ -1,4 +1,9 @@
-# tandem's image: one static binary on a minimal base, running as a non-root user.
+# tandem's images, from one static binary:
+#   the webhook (the default target): the binary on a minimal base, as a non-root user;
+#     docker build -t tandem .
+#   the backup sidecar (--target backup): the same binary on Debian with the database clients it runs
+#   (pg_dump/psql 17, mariadb-dump/mariadb 11.8, and MongoDB's mongodump/mongorestore), as a non-root user;
+#     docker build --target backup -t tandem-backup .
 #
 # The base images are build arguments, so this one file builds everywhere: with the public defaults below, or,
 # on a machine that reaches no registry, with images made locally (hack/image.sh does that, and builds this
@@ -6,6 +11,10 @@
 ARG GO_IMAGE=docker.io/library/golang:1.26-bookworm
 # distroless static, nonroot (UID 65532), pinned by digest for reproducible builds.
 ARG BASE_IMAGE=gcr.io/distroless/static-debian12:nonroot@sha256:d093aa3e30dbadd3efe1310db061a14da60299baff8450a17fe0ccc514a16639
+
+# Debian 13 (trixie) slim, pinned by digest (the 13.6 rebuild of 2026-08-24): its PostgreSQL 17 client dumps
+# servers from 9.2 to 17.
+ARG BACKUP_BASE_IMAGE=docker.io/library/debian:13.6-slim@sha256:d7e12182ce18b85b93007c1dedf31f2d29e01ccf3182cc4017c709b6259bc132
 
 FROM ${GO_IMAGE} AS build
 WORKDIR /src
@@ -20,7 +29,37 @@ COPY backup/ backup/
 ARG VERSION=devel
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tandem ./cmd/tandem
 
-FROM ${BASE_IMAGE}
+FROM ${BACKUP_BASE_IMAGE} AS backup
+# MongoDB's tools are not in Debian; they come from MongoDB's download site. Empty: the image has none (the
+# mongodb profile then fails at start, naming mongodump).
+ARG MONGODB_TOOLS_VERSION=100.12.2
+ARG TARGETARCH
+RUN set -eux; \
+    export DEBIAN_FRONTEND=noninteractive; \
+    apt-get update -qq; \
+    apt-get install -y -qq --no-install-recommends ca-certificates postgresql-client mariadb-client; \
+    if [ -n "$MONGODB_TOOLS_VERSION" ]; then \
+      apt-get install -y -qq --no-install-recommends curl; \
+      case "${TARGETARCH:-amd64}" in amd64) arch=x86_64 ;; arm64) arch=arm64 ;; *) echo "no MongoDB tools for $TARGETARCH" >&2; exit 1 ;; esac; \
+      name="mongodb-database-tools-debian12-$arch-$MONGODB_TOOLS_VERSION"; \
+      curl -fsSL "https://fastdl.mongodb.org/tools/db/$name.tgz" | tar -xz -C /usr/local/bin --strip-components=2 "$name/bin/mongodump" "$name/bin/mongorestore"; \
+      apt-get purge -y -qq --auto-remove curl; \
+    fi; \
+    rm -rf /var/lib/apt/lists/*; \
+    groupadd --gid 65532 nonroot; \
+    useradd --uid 65532 --gid 65532 --home-dir /home/nonroot --create-home --shell /usr/sbin/nologin nonroot; \
+    pg_dump --version; mariadb-dump --version
+ARG VERSION=devel
+LABEL org.opencontainers.image.title=tandem-backup \
+      org.opencontainers.image.description="tandem's backup sidecar: tandem backup and tandem restore with the database clients" \
+      org.opencontainers.image.version=${VERSION}
+COPY --from=build /out/tandem /usr/local/bin/tandem
+USER 65532:65532
+WORKDIR /home/nonroot
+ENTRYPOINT ["/usr/local/bin/tandem"]
+CMD ["backup"]
+
+FROM ${BASE_IMAGE} AS webhook
 ARG VERSION=devel
 LABEL org.opencontainers.image.title=tandem \
       org.opencontainers.image.description="Backup sidecars for annotated database Pods; Job and CronJob defaults" \

@@ -59,13 +59,14 @@ e2e: ## The end-to-end suite through a real kube-apiserver (E2E_KUBECONFIG: agai
 	KUBEBUILDER_ASSETS="$$assets" HELM="$$helm" CERT_MANAGER_CRDS="$$crds" $(GO) test ./e2e/ -count=1 -v; fi
 
 .PHONY: image-check
-image-check: ## Build the image from the Dockerfile with locally made bases and run it, when a Docker engine answers.
-	@if docker info >/dev/null 2>&1; then hack/image.sh tandem:test; \
-	else echo "image-check: no Docker engine answers; the image is not built"; fi
+image-check: ## Build both images (webhook, backup) from the Dockerfile with locally made bases and check them, when a Docker engine answers.
+	@if docker info >/dev/null 2>&1; then hack/image.sh tandem:test && hack/image.sh --backup tandem-backup:test; \
+	else echo "image-check: no Docker engine answers; the images are not built"; fi
 
 .PHONY: image
-image: ## Build tandem:dev with docker build and the Dockerfile's public base images.
+image: ## Build tandem:dev and tandem-backup:dev with docker build and the Dockerfile's public base images.
 	docker build --build-arg VERSION=$(VERSION) -t tandem:dev .
+	docker build --build-arg VERSION=$(VERSION) --target backup -t tandem-backup:dev .
 
 .PHONY: bench
 bench: ## Load-test tandem against a floor and a no-op controller-runtime server (table, bin/bench/*.json, latency PNG).

@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
-# Builds tandem's image from the project's own Dockerfile on a machine that reaches no container registry, and
-# checks it: the base images come in as build arguments, made here from what the machine has (Go from
+# Builds tandem's images from the project's own Dockerfile on a machine that reaches no container registry, and
+# checks them: the base images come in as build arguments, made here from what the machine has (Go from
 # /usr/local/go or `go env GOROOT`, a static busybox from Debian for the build stage's shell, an empty non-root
-# base), and the build stage reaches the Go module proxy through the host's network.
+# base, and for the backup image a Debian 13 root made with debootstrap), and the build steps reach the Go
+# module proxy and Debian's mirror through the host's network.
 #
-#   hack/image.sh [TAG]      # default tandem:dev; prints the tag
+#   hack/image.sh [TAG]                 # the webhook image; default tandem:dev; prints the tag
+#   hack/image.sh --backup [TAG]        # the backup sidecar image; default tandem-backup:dev; prints the tag
 #
-# Needs: a Docker engine that answers, Go, and busybox-static (installed with apt-get when missing, as root).
-# With public registries, plain `docker build .` uses the Dockerfile's public defaults instead.
+# Needs: a Docker engine that answers, Go, busybox-static and (for --backup) debootstrap, both installed with
+# apt-get when missing, as root. The local backup image has no MongoDB tools (they come from MongoDB's download
+# site, which this machine does not reach). With public registries, plain `docker build .` (and
+# `docker build --target backup .`) use the Dockerfile's public defaults instead.
 set -euo pipefail
 
-tag=${1:-tandem:dev}
+target=webhook
+if [[ ${1:-} == --backup ]]; then
+	target=backup
+	shift
+fi
+tag=${1:-tandem$([[ $target == backup ]] && echo -backup):dev}
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 log() { printf 'image: %s\n' "$*" >&2; }
 die() { printf 'image: error: %s\n' "$*" >&2; exit 1; }
@@ -20,6 +29,8 @@ goroot=$(go env GOROOT)
 goversion=$(go env GOVERSION)
 go_image=tandem-local/go:${goversion#go}
 base_image=tandem-local/static:nonroot
+debian_suite=trixie # the backup image's Debian; keep in step with BACKUP_BASE_IMAGE in the Dockerfile
+debian_image=tandem-local/debian:$debian_suite
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -51,11 +62,27 @@ if ! docker image inspect "$go_image" >/dev/null 2>&1; then
 	docker import --change 'ENV PATH=/usr/local/go/bin:/bin' --change 'ENV HOME=/root' "$work/go.tar" "$go_image" >/dev/null
 fi
 
+if [[ $target == backup ]] && ! docker image inspect "$debian_image" >/dev/null 2>&1; then
+	if ! command -v debootstrap >/dev/null; then
+		log "installing Debian's debootstrap"
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; } >&2 ||
+			die "could not install debootstrap"
+	fi
+	mirror=$(sed -n 's/^URIs: *//p; s/^deb \(\[[^]]*\] \)\{0,1\}\(http[^ ]*\) .*/\2/p' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v security | head -n 1) || true
+	mirror=${mirror:-http://deb.debian.org/debian}
+	log "making $debian_image with debootstrap from $mirror (about a minute)"
+	mkdir -p "$work/debian"
+	debootstrap --variant=minbase "$debian_suite" "$work/debian" "$mirror" >&2 || die "debootstrap $debian_suite failed"
+	rm -rf "$work/debian"/var/lib/apt/lists/* "$work/debian"/var/cache/apt/*.bin
+	tar -C "$work/debian" -c . | docker import --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' - "$debian_image" >/dev/null
+fi
+
 version=$(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo devel)
-log "building $tag ($version) from $root/Dockerfile"
+log "building $tag ($target, $version) from $root/Dockerfile"
 # The legacy builder: BuildKit refuses --network host without an entitlement plain docker build cannot grant.
-DOCKER_BUILDKIT=0 docker build --network host -q -t "$tag" \
+DOCKER_BUILDKIT=0 docker build --network host -q -t "$tag" --target "$target" \
 	--build-arg GO_IMAGE="$go_image" --build-arg BASE_IMAGE="$base_image" \
+	--build-arg BACKUP_BASE_IMAGE="$debian_image" --build-arg MONGODB_TOOLS_VERSION= \
 	--build-arg GOPROXY="$(go env GOPROXY)" --build-arg VERSION="$version" \
 	"$root" 2>&1 >/dev/null | grep -v -e DEPRECATED -e 'legacy builder' -e BuildKit -e '^ *environment-variable' >&2 || true
 docker image inspect "$tag" >/dev/null 2>&1 || die "docker build failed"
@@ -65,5 +92,12 @@ user=$(docker image inspect -f '{{.Config.User}}' "$tag")
 [[ $user == 65532:65532 ]] || die "image user is '$user', want 65532:65532"
 out=$(docker run --rm "$tag" version) || die "tandem version failed in the image"
 [[ $out == "tandem $version "* ]] || die "tandem version printed '$out', want version $version"
+if [[ $target == backup ]]; then
+	# The clients the sidecar runs are on PATH for the non-root user, and tandem finds them.
+	clients=$(docker run --rm --entrypoint /bin/sh "$tag" -c 'pg_dump --version && psql --version && mariadb-dump --version && mariadb --version') ||
+		die "the database clients do not run in $tag"
+	log "clients: $(echo "$clients" | tr '\n' ';')"
+	out="$out; $(docker run --rm --entrypoint /bin/sh "$tag" -c 'id -u; command -v tandem' | tr '\n' ' ')"
+fi
 log "ok: $out, user $user"
 echo "$tag"

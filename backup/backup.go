@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"gocloud.dev/blob"
+
+	"github.com/tandem-dev/tandem/backup/objstore"
 )
 
 // Runner takes backups: it dumps, uploads and prunes, once or on an interval.
@@ -35,6 +36,10 @@ func NewRunner(cfg Config, log logr.Logger, metrics *Metrics) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A password file that cannot be read fails at start, not at the first backup a day later.
+	if _, err := cfg.password(); err != nil {
+		return nil, err
+	}
 	return &Runner{
 		cfg: cfg, eng: engines[cfg.Engine], loc: loc, log: log, metrics: metrics,
 		uploadBackoff: time.Second, uploadBackoffMax: time.Minute, retryBackoff: 30 * time.Second,
@@ -49,7 +54,10 @@ func (r *Runner) Once(ctx context.Context) error {
 		return err
 	}
 	dumpErr := r.dumpStep(ctx)
-	_, uploadErr := r.uploadPending(ctx)
+	_, landed, uploadErr := r.uploadPending(ctx)
+	if landed > 0 {
+		_, _ = r.applyRetention(ctx) // logged and counted; a backup that landed is a success
+	}
 	pruneErr := r.pruneStep()
 	return errors.Join(dumpErr, uploadErr, pruneErr)
 }
@@ -95,8 +103,12 @@ func (r *Runner) Run(ctx context.Context) error {
 				nextDump = started.Add(r.cfg.Interval)
 			}
 		}
-		pending, _ := r.uploadPending(ctx)
+		pending, landed, _ := r.uploadPending(ctx)
+		if landed > 0 && ctx.Err() == nil {
+			_, _ = r.applyRetention(ctx)
+		}
 		if ctx.Err() != nil {
+			_ = r.pruneStep() // local and quick: what landed before the stop is pruned as usual
 			r.log.Info("stopping")
 			return nil
 		}
@@ -146,42 +158,40 @@ func (r *Runner) dumpStep(ctx context.Context) error {
 
 // uploadPending uploads every finished backup in the directory that has not landed yet, newest first, each
 // retried with backoff until UploadRetryFor has passed since the first attempt of this pass. It returns how many
-// are still pending.
-func (r *Runner) uploadPending(ctx context.Context) (int, error) {
+// are still pending and how many landed.
+func (r *Runner) uploadPending(ctx context.Context) (pending, landed int, err error) {
 	backups, err := listLocal(r.cfg.Dir)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	var pending []localBackup
+	var todo []localBackup
 	for _, b := range backups {
 		if !b.uploaded {
-			pending = append(pending, b)
+			todo = append(todo, b)
 		}
 	}
-	if len(pending) == 0 {
-		return 0, nil
+	if len(todo) == 0 {
+		return 0, 0, nil
 	}
 	bucket, err := r.loc.Open(ctx)
 	if err != nil {
 		r.metrics.failed("upload")
 		r.log.Error(err, "cannot open the backup location; backups kept for the next pass", "location", r.loc.String())
-		return len(pending), err
+		return len(todo), 0, err
 	}
-	defer bucket.Close()
 	deadline := time.Now().Add(r.cfg.UploadRetryFor)
 	var errs []error
-	left := len(pending)
-	for _, b := range pending {
+	for _, b := range todo {
 		if err := r.uploadOne(ctx, bucket, b.name, deadline); err != nil {
 			errs = append(errs, fmt.Errorf("upload %s: %w", b.name, err))
 			continue
 		}
-		left--
+		landed++
 	}
-	return left, errors.Join(errs...)
+	return len(todo) - landed, landed, errors.Join(errs...)
 }
 
-func (r *Runner) uploadOne(ctx context.Context, bucket *blob.Bucket, name string, deadline time.Time) error {
+func (r *Runner) uploadOne(ctx context.Context, bucket objstore.Bucket, name string, deadline time.Time) error {
 	path := filepath.Join(r.cfg.Dir, name)
 	url := r.loc.ObjectURL(name)
 	for attempt := 1; ; attempt++ {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -30,9 +31,18 @@ type Config struct {
 	User     string
 	Database string
 	Password string
+	// PasswordFile, when set, is a file holding the password (a mounted Secret), read at every backup and
+	// restore so that a rotated password is picked up without a restart. It excludes Password.
+	PasswordFile string
 	// Keep is how many uploaded backups stay in Dir; older uploaded ones are deleted. Backups not uploaded yet
 	// are never deleted.
 	Keep int
+	// RemoteKeep is how many backups of this database stay at Location; older ones are deleted after each
+	// upload. 0 keeps them all.
+	RemoteKeep int
+	// RemoteMaxAge deletes backups at Location older than this, by the timestamp in their names, after each
+	// upload. 0 is no limit. The newest backup is never deleted.
+	RemoteMaxAge time.Duration
 	// UploadRetryFor is how long a failed upload is retried, with backoff, within one pass. A backup that has
 	// not landed by then stays in Dir and is tried again on the next pass.
 	UploadRetryFor time.Duration
@@ -60,18 +70,21 @@ type setting struct {
 
 func (c *Config) settings() []setting {
 	return []setting{
-		{env: "BACKUP_ENGINE", flag: "engine", usage: "database engine: postgres or mysql", value: (*stringValue)(&c.Engine)},
+		{env: "BACKUP_ENGINE", flag: "engine", usage: "database engine: postgres, mysql or mongodb", value: (*stringValue)(&c.Engine)},
 		{env: "BACKUP_LOCATION", flag: "location", usage: "where backups are uploaded: s3://bucket/prefix or file:///dir (S3-compatible stores: set AWS_ENDPOINT_URL)", value: (*stringValue)(&c.Location)},
 		{env: "BACKUP_INTERVAL", flag: "interval", usage: "time between two backups, a Go duration (BACKUP_INTERVAL_SECONDS, in seconds, is read when BACKUP_INTERVAL is unset)", value: (*durationValue)(&c.Interval)},
 		{env: "BACKUP_DIR", flag: "dir", usage: "local directory dumps are written to before they are uploaded", value: (*stringValue)(&c.Dir)},
 		{env: "BACKUP_KEEP", flag: "keep", usage: "how many uploaded backups to keep in the local directory (backups not uploaded yet are always kept)", value: (*intValue)(&c.Keep)},
+		{env: "BACKUP_REMOTE_KEEP", flag: "remote-keep", usage: "how many backups of the database to keep at the location, newest first; older ones are deleted after each upload (0: keep all)", value: (*intValue)(&c.RemoteKeep)},
+		{env: "BACKUP_REMOTE_MAX_AGE", flag: "remote-max-age", usage: "delete backups of the database at the location older than this Go duration (by the timestamp in their names) after each upload; the newest is always kept (0: no limit)", value: (*durationValue)(&c.RemoteMaxAge)},
 		{env: "BACKUP_UPLOAD_RETRY_FOR", flag: "upload-retry-for", usage: "how long a failed upload is retried with backoff before the backup is left for the next pass", value: (*durationValue)(&c.UploadRetryFor)},
 		{env: "BACKUP_METRICS_BIND_ADDRESS", flag: "metrics-bind-address", usage: `address of /metrics and /healthz ("0" or empty serves nothing)`, value: (*stringValue)(&c.MetricsAddr)},
 		{env: "DATABASE_HOST", flag: "host", usage: "database host", value: (*stringValue)(&c.Host)},
-		{env: "DATABASE_PORT", flag: "port", usage: "database port (default: the engine's, 5432 or 3306)", value: (*intValue)(&c.Port)},
-		{env: "DATABASE_USER", flag: "user", usage: "database user (default: postgres for postgres, root for mysql)", value: (*stringValue)(&c.User)},
-		{env: "DATABASE_NAME", flag: "database", usage: "database to dump and restore into (mysql: empty dumps all databases)", value: (*stringValue)(&c.Database)},
+		{env: "DATABASE_PORT", flag: "port", usage: "database port (default: the engine's, 5432, 3306 or 27017)", value: (*intValue)(&c.Port)},
+		{env: "DATABASE_USER", flag: "user", usage: "database user (default: postgres for postgres, root for mysql, none for mongodb; a mongodb user authenticates against admin)", value: (*stringValue)(&c.User)},
+		{env: "DATABASE_NAME", flag: "database", usage: "database to dump and restore into (mysql, mongodb: empty dumps all databases)", value: (*stringValue)(&c.Database)},
 		{env: "DATABASE_PASSWORD", flag: "password", usage: "database password; prefer the environment variable: a command line is visible to every process on the node", value: (*stringValue)(&c.Password), secret: true},
+		{env: "DATABASE_PASSWORD_FILE", flag: "password-file", usage: "file holding the database password (a mounted Secret), read at every backup and restore so that a rotated password is picked up; a trailing newline is ignored", value: (*stringValue)(&c.PasswordFile)},
 	}
 }
 
@@ -125,13 +138,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s (--%s): %s", env, flagName, fmt.Sprintf(format, args...)))
 	}
 	switch c.Engine {
-	case "postgres", "mysql":
+	case "postgres", "mysql", "mongodb":
 	case "":
-		bad("BACKUP_ENGINE", "engine", "required: postgres or mysql")
-	case "mongodb":
-		bad("BACKUP_ENGINE", "engine", "mongodb is not supported by tandem backup yet; use the script-based mongodb profile")
+		bad("BACKUP_ENGINE", "engine", "required: postgres, mysql or mongodb")
 	default:
-		bad("BACKUP_ENGINE", "engine", "%q is not postgres or mysql", c.Engine)
+		bad("BACKUP_ENGINE", "engine", "%q is not postgres, mysql or mongodb", c.Engine)
 	}
 	if c.Engine == "postgres" && c.Database == "" {
 		bad("DATABASE_NAME", "database", "required for postgres")
@@ -156,6 +167,18 @@ func (c *Config) Validate() error {
 	if c.Keep < 0 {
 		bad("BACKUP_KEEP", "keep", "must not be negative")
 	}
+	if c.RemoteKeep < 0 {
+		bad("BACKUP_REMOTE_KEEP", "remote-keep", "must not be negative (0 keeps every backup)")
+	}
+	if c.RemoteMaxAge < 0 {
+		bad("BACKUP_REMOTE_MAX_AGE", "remote-max-age", "must not be negative (0 is no limit)")
+	}
+	if c.Password != "" && c.PasswordFile != "" {
+		errs = append(errs, errors.New("DATABASE_PASSWORD (--password) and DATABASE_PASSWORD_FILE (--password-file) are both set: set one"))
+	}
+	if c.Engine == "mongodb" && c.User == "" && (c.Password != "" || c.PasswordFile != "") {
+		bad("DATABASE_USER", "user", "required for mongodb when a password is set")
+	}
 	if c.UploadRetryFor < 0 {
 		bad("BACKUP_UPLOAD_RETRY_FOR", "upload-retry-for", "must not be negative")
 	}
@@ -163,6 +186,19 @@ func (c *Config) Validate() error {
 		bad("DATABASE_NAME", "database", "%q cannot be part of a file name", c.Database)
 	}
 	return errors.Join(errs...)
+}
+
+// password is the database password: DATABASE_PASSWORD_FILE's content, without its trailing newline, read now,
+// or DATABASE_PASSWORD.
+func (c *Config) password() (string, error) {
+	if c.PasswordFile == "" {
+		return c.Password, nil
+	}
+	b, err := os.ReadFile(c.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("DATABASE_PASSWORD_FILE (--password-file): %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 type stringValue string

@@ -3,6 +3,8 @@ package backup
 import (
 	"bytes"
 	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +52,21 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		{name: "an unparsable value names its variable", env: with("BACKUP_KEEP", "three"), err: `BACKUP_KEEP=three: "three" is not a whole number`},
 		{name: "bad seconds name their variable", env: with("BACKUP_INTERVAL_SECONDS", "soon"), err: "BACKUP_INTERVAL_SECONDS"},
 		{name: "an engine is required", env: with("BACKUP_ENGINE", ""), err: "BACKUP_ENGINE (--engine): required"},
-		{name: "mongodb is refused until it is supported", env: with("BACKUP_ENGINE", "mongodb"), err: "mongodb is not supported"},
+		{name: "mongodb defaults to port 27017, no user, all databases", env: with("BACKUP_ENGINE", "mongodb", "DATABASE_NAME", ""),
+			check: func(c Config) bool { return c.port() == 27017 && c.user() == "" && c.baseName() == "all" }},
+		{name: "an unknown engine is named", env: with("BACKUP_ENGINE", "oracle"), err: `BACKUP_ENGINE (--engine): "oracle" is not postgres, mysql or mongodb`},
+		{name: "a mongodb password needs a user", env: with("BACKUP_ENGINE", "mongodb", "DATABASE_PASSWORD", "pw"), err: "DATABASE_USER (--user): required for mongodb when a password is set"},
+		{name: "remote retention is off unless set", env: base,
+			check: func(c Config) bool { return c.RemoteKeep == 0 && c.RemoteMaxAge == 0 }},
+		{name: "remote retention from the environment and flags", env: with("BACKUP_REMOTE_KEEP", "7", "BACKUP_REMOTE_MAX_AGE", "720h"), flags: []string{"--remote-keep=5"},
+			check: func(c Config) bool { return c.RemoteKeep == 5 && c.RemoteMaxAge == 720*time.Hour }},
+		{name: "a bad remote max age names its variable", env: with("BACKUP_REMOTE_MAX_AGE", "30d"), err: `BACKUP_REMOTE_MAX_AGE=30d: "30d" is not a duration`},
+		{name: "a negative remote keep is refused", env: with("BACKUP_REMOTE_KEEP", "-1"), err: "BACKUP_REMOTE_KEEP (--remote-keep): must not be negative"},
+		{name: "a negative remote max age is refused", env: with("BACKUP_REMOTE_MAX_AGE", "-1h"), err: "BACKUP_REMOTE_MAX_AGE (--remote-max-age): must not be negative"},
+		{name: "a password file from the environment", env: with("DATABASE_PASSWORD_FILE", "/secrets/database-password"),
+			check: func(c Config) bool { return c.PasswordFile == "/secrets/database-password" && c.Password == "" }},
+		{name: "a password and a password file are one too many", env: with("DATABASE_PASSWORD", "pw"), flags: []string{"--password-file=/secrets/pw"},
+			err: "DATABASE_PASSWORD (--password) and DATABASE_PASSWORD_FILE (--password-file) are both set"},
 		{name: "postgres needs a database", env: with("DATABASE_NAME", ""), err: "DATABASE_NAME (--database): required for postgres"},
 		{name: "a location is required", env: with("BACKUP_LOCATION", ""), err: "BACKUP_LOCATION (--location): required"},
 		{name: "an unsupported scheme is named", env: with("BACKUP_LOCATION", "ftp://x/y"), err: `scheme "ftp" is not supported`},
@@ -69,14 +85,8 @@ func TestConfigEnvAndFlags(t *testing.T) {
 				}
 				err = c.Validate()
 			}
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want one containing %q", err, tt.err)
-				}
+			if wantErr(t, err, tt.err) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if !tt.check(c) {
 				t.Fatalf("unexpected configuration %+v", c)
@@ -103,19 +113,41 @@ func TestHelpHidesThePassword(t *testing.T) {
 	}
 }
 
+func TestPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "database-password")
+	c := DefaultConfig()
+	c.PasswordFile = path
+	for _, tt := range []struct{ content, want string }{
+		{"s3cret\n", "s3cret"},   // as kubectl create secret --from-file leaves it
+		{"s3cret\r\n", "s3cret"}, // as an editor on Windows leaves it
+		{"rotated", "rotated"},   // read again each time: a rotated Secret is picked up
+		{" spaces kept \n", " spaces kept "},
+	} {
+		if err := os.WriteFile(path, []byte(tt.content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.password(); err != nil || got != tt.want {
+			t.Fatalf("file %q: password %q, %v; want %q", tt.content, got, err, tt.want)
+		}
+	}
+	c.PasswordFile = filepath.Join(dir, "missing")
+	if _, err := c.password(); err == nil || !strings.Contains(err.Error(), "DATABASE_PASSWORD_FILE (--password-file): open "+c.PasswordFile+": no such file") {
+		t.Fatalf("a missing file: %v", err)
+	}
+}
+
 func TestParseLocation(t *testing.T) {
 	tests := []struct {
-		in, endpoint     string
-		bucketURL, prefx string
-		err              string
+		in, endpoint  string
+		bucket, prefx string
+		err           string
 	}{
-		{in: "s3://my-bucket/my-backups", bucketURL: "s3://my-bucket", prefx: "my-backups/"},
-		{in: "s3://my-bucket/a/b/", bucketURL: "s3://my-bucket", prefx: "a/b/"},
-		{in: "s3://my-bucket", bucketURL: "s3://my-bucket"},
-		{in: "s3://my-bucket/p?region=eu-west-1", bucketURL: "s3://my-bucket?region=eu-west-1", prefx: "p/"},
-		{in: "s3://my-bucket/p", endpoint: "http://127.0.0.1:9000", bucketURL: "s3://my-bucket?use_path_style=true", prefx: "p/"},
-		{in: "s3://my-bucket/p?use_path_style=false", endpoint: "http://minio:9000", bucketURL: "s3://my-bucket?use_path_style=false", prefx: "p/"},
-		{in: "file:///var/backups", bucketURL: "file:///var/backups?metadata=skip&no_tmp_dir=true"},
+		{in: "s3://my-bucket/my-backups", bucket: "my-bucket", prefx: "my-backups/"},
+		{in: "s3://my-bucket/a/b/", bucket: "my-bucket", prefx: "a/b/"},
+		{in: "s3://my-bucket", bucket: "my-bucket"},
+		{in: "s3://my-bucket/p?region=eu-west-1", bucket: "my-bucket", prefx: "p/"},
+		{in: "file:///var/backups", bucket: "/var/backups"},
 		{in: "s3:///nobucket", err: "names no bucket"},
 		{in: "s3://b/p?prefix=x", err: "not as ?prefix="},
 		{in: "gs://b/p", err: `scheme "gs" is not supported`},
@@ -127,17 +159,11 @@ func TestParseLocation(t *testing.T) {
 			t.Setenv("AWS_ENDPOINT_URL", tt.endpoint)
 			t.Setenv("AWS_ENDPOINT_URL_S3", "")
 			loc, err := ParseLocation(tt.in)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want one containing %q", err, tt.err)
-				}
+			if wantErr(t, err, tt.err) {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if loc.BucketURL != tt.bucketURL || loc.Prefix != tt.prefx {
-				t.Fatalf("got %q prefix %q, want %q prefix %q", loc.BucketURL, loc.Prefix, tt.bucketURL, tt.prefx)
+			if loc.Bucket != tt.bucket || loc.Prefix != tt.prefx {
+				t.Fatalf("got %q prefix %q, want %q prefix %q", loc.Bucket, loc.Prefix, tt.bucket, tt.prefx)
 			}
 		})
 	}
@@ -145,15 +171,16 @@ func TestParseLocation(t *testing.T) {
 
 func TestResolveFrom(t *testing.T) {
 	tests := []struct {
-		location, from   string
-		bucketURL, prefx string
-		name, err        string
+		location, from string
+		bucket, prefx  string
+		name, err      string
 	}{
-		{location: "s3://b/p", from: "latest", bucketURL: "s3://b", prefx: "p/"},
-		{location: "s3://b/p", from: "db-20260102T030405Z.sql.gz", bucketURL: "s3://b", prefx: "p/", name: "db-20260102T030405Z.sql.gz"},
-		{location: "", from: "s3://other/x/y/db-20260102T030405Z.sql.gz", bucketURL: "s3://other", prefx: "x/y/", name: "db-20260102T030405Z.sql.gz"},
-		{location: "s3://b/p", from: "s3://other/db.sql.gz", bucketURL: "s3://other", name: "db.sql.gz"},
-		{location: "", from: "file:///srv/backups/db.sql.gz", bucketURL: "file:///srv/backups?metadata=skip&no_tmp_dir=true", name: "db.sql.gz"},
+		{location: "s3://b/p", from: "latest", bucket: "b", prefx: "p/"},
+		{location: "s3://b/p", from: "db-20260102T030405Z.sql.gz", bucket: "b", prefx: "p/", name: "db-20260102T030405Z.sql.gz"},
+		{location: "", from: "s3://other/x/y/db-20260102T030405Z.sql.gz", bucket: "other", prefx: "x/y/", name: "db-20260102T030405Z.sql.gz"},
+		{location: "s3://b/p", from: "s3://other/db.sql.gz", bucket: "other", name: "db.sql.gz"},
+		{location: "", from: "file:///srv/backups/db.sql.gz", bucket: "/srv/backups", name: "db.sql.gz"},
+		{location: "", from: "file:///db.sql.gz", err: "objects directly in / are not supported"},
 		{location: "", from: "latest", err: "BACKUP_LOCATION (--location) is not set"},
 		{location: "s3://b/p", from: "", err: "required"},
 		{location: "s3://b/p", from: "sub/db.sql.gz", err: "give a URL"},
@@ -164,17 +191,11 @@ func TestResolveFrom(t *testing.T) {
 			t.Setenv("AWS_ENDPOINT_URL", "")
 			t.Setenv("AWS_ENDPOINT_URL_S3", "")
 			loc, name, err := resolveFrom(tt.location, tt.from)
-			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want one containing %q", err, tt.err)
-				}
+			if wantErr(t, err, tt.err) {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if loc.BucketURL != tt.bucketURL || loc.Prefix != tt.prefx || name != tt.name {
-				t.Fatalf("got %q prefix %q name %q, want %q prefix %q name %q", loc.BucketURL, loc.Prefix, name, tt.bucketURL, tt.prefx, tt.name)
+			if loc.Bucket != tt.bucket || loc.Prefix != tt.prefx || name != tt.name {
+				t.Fatalf("got %q prefix %q name %q, want %q prefix %q name %q", loc.Bucket, loc.Prefix, name, tt.bucket, tt.prefx, tt.name)
 			}
 		})
 	}

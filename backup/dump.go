@@ -24,10 +24,12 @@ const killGrace = 5 * time.Second
 // cancellation included, the partial file is removed and nothing named like a backup is left. It returns the
 // backup's name and its size on disk.
 func (r *Runner) dump(ctx context.Context, started time.Time) (name string, size int64, err error) {
-	prog, args, err := r.eng.dump(&r.cfg)
+	cl, err := r.eng.client(&r.cfg, false, "")
 	if err != nil {
 		return "", 0, err
 	}
+	defer cl.cleanup()
+	prog := cl.prog
 	name = r.freeName(started)
 	final := filepath.Join(r.cfg.Dir, name)
 	partial := filepath.Join(r.cfg.Dir, "."+name+partialSuffix)
@@ -56,11 +58,11 @@ func (r *Runner) dump(ctx context.Context, started time.Time) (name string, size
 	gz.ModTime = started
 	counted := &countWriter{w: gz}
 
-	cmd := command(ctx, prog, args, r.eng.childEnv(&r.cfg))
+	cmd := command(ctx, prog, cl.args, cl.env)
 	cmd.Stdout = counted
 	stderr := &tailBuffer{max: 4 << 10}
 	cmd.Stderr = stderr
-	r.log.V(1).Info("dumping", "command", prog, "args", args, "file", partial)
+	r.log.V(1).Info("dumping", "command", prog, "args", cl.args, "file", partial)
 	runErr := cmd.Run()
 	switch {
 	case ctx.Err() != nil:

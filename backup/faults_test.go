@@ -20,9 +20,18 @@ import (
 // puts that PATH first.
 func fakeDump(t *testing.T, script string) []string {
 	t.Helper()
+	return fakeTools(t, map[string]string{"pg_dump": script})
+}
+
+// fakeTools puts an executable shell script for each program name on a PATH of its own and returns the
+// environment that puts that PATH first.
+func fakeTools(t *testing.T, scripts map[string]string) []string {
+	t.Helper()
 	bin := t.TempDir()
-	if err := os.WriteFile(filepath.Join(bin, "pg_dump"), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
-		t.Fatal(err)
+	for name, script := range scripts {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
 }

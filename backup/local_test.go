@@ -1,8 +1,6 @@
 package backup
 
 import (
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -76,15 +74,7 @@ func TestHealthz(t *testing.T) {
 	m := NewMetrics(time.Hour)
 	srv := httptest.NewServer(m.Handler())
 	defer srv.Close()
-	get := func(path string) (int, string) {
-		resp, err := http.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(path string) (int, string) { return httpGet(t, srv.URL+path) }
 	if code, body := get("/healthz"); code != 200 {
 		t.Fatalf("a fresh sidecar is unhealthy: %d %s", code, body)
 	}

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +48,9 @@ func TestMain(m *testing.M) {
 }
 
 func testMain(m *testing.M) int {
+	if filepath.Base(os.Args[0]) == "pg_dump" {
+		return fakePGDump() // the footprint benchmark's dump program: this binary, linked as pg_dump
+	}
 	fail := func(err error) int {
 		fmt.Fprintf(os.Stderr, "backup tests: %v\n", err)
 		return 1
@@ -205,6 +210,54 @@ func (r *run) wait(t *testing.T, timeout time.Duration) int {
 	}
 }
 
+// stop sends the run SIGTERM, as the kubelet stops a container, and fails the test unless it exits 0 within 10 s.
+func (r *run) stop(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exited %d on SIGTERM, want 0", code)
+	}
+}
+
+// httpGet returns the status and body of a GET of url, failing the test when there is no answer.
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	code, body, err := tryGet(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, body
+}
+
+// tryGet returns the status and body of a GET of url.
+func tryGet(url string) (int, string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// wantErr checks err against want, a part of the message: "" wants no error. It reports whether the test case
+// is over (an error was wanted and found).
+func wantErr(t *testing.T, err error, want string) (done bool) {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %q", err, want)
+	}
+	return true
+}
+
 // tandemRun runs the tandem binary to its end.
 func tandemRun(t *testing.T, env []string, args ...string) (int, string) {
 	t.Helper()
@@ -256,7 +309,7 @@ func mustSQL(t *testing.T) func(string, error) string {
 }
 
 // dirFiles lists every file in dir, hidden ones included, sorted.
-func dirFiles(t *testing.T, dir string) []string {
+func dirFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(dir)
 	if err != nil {

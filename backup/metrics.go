@@ -44,12 +44,12 @@ func NewMetrics(interval time.Duration) *Metrics {
 		size: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_size_bytes",
 			Help: "Size of the last successful backup, compressed."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_backup_failures_total",
-			Help: "Failures, by stage: dump (no backup written), upload (an attempt that failed), prune."}, []string{"stage"}),
+			Help: "Failures, by stage: dump (no backup written), upload (an attempt that failed), prune (the local directory), retention (listing or deleting old backups at the location)."}, []string{"stage"}),
 		started:  time.Now(),
 		interval: interval,
 		dumps:    map[string]dumpInfo{},
 	}
-	for _, stage := range []string{"dump", "upload", "prune"} {
+	for _, stage := range []string{"dump", "upload", "prune", "retention"} {
 		m.failures.WithLabelValues(stage)
 	}
 	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures)

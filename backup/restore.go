@@ -12,14 +12,16 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"gocloud.dev/blob"
+
+	"github.com/tandem-dev/tandem/backup/objstore"
 )
 
 // Latest is the --from value that restores the newest backup of the database at the configured location.
 const Latest = "latest"
 
 // Restore streams a backup from the bucket, through gunzip, into the database cfg names, with the engine's
-// client (psql in one transaction that stops at the first error, for postgres; mysql for mysql). from is
+// client (psql in one transaction that stops at the first error, for postgres; mysql for mysql; mongorestore
+// --archive --drop for mongodb). from is
 // Latest, the URL of an object (s3://bucket/prefix/db-20260102T030405Z.sql.gz), or the name of an object at
 // cfg.Location. The backup is never held in memory or written to disk.
 func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) error {
@@ -33,12 +35,16 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	// Read now, so that an unreadable password file fails before the download.
+	if cfg.Password, err = cfg.password(); err != nil {
+		return err
+	}
+	cfg.PasswordFile = ""
 	eng := engines[cfg.Engine]
 	bucket, err := loc.Open(ctx)
 	if err != nil {
 		return err
 	}
-	defer bucket.Close()
 	if name == "" {
 		if name, err = latest(ctx, bucket, cfg.baseName(), eng.ext); err != nil {
 			return fmt.Errorf("%s: %w", loc, err)
@@ -50,7 +56,7 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 	log.Info("restoring", "object", url, "engine", cfg.Engine, "host", cfg.Host, "database", cfg.Database)
 	start := time.Now()
 
-	rd, err := bucket.NewReader(ctx, name, nil)
+	rd, err := bucket.Open(ctx, name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", url, err)
 	}
@@ -59,18 +65,20 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 	if err != nil {
 		return fmt.Errorf("%s: not a gzip file: %w", url, err)
 	}
-	prog, args, err := eng.restore(&cfg)
+	cl, err := eng.client(&cfg, true, name)
 	if err != nil {
 		return err
 	}
-	cmd := command(ctx, prog, args, eng.childEnv(&cfg))
+	defer cl.cleanup()
+	prog := cl.prog
+	cmd := command(ctx, prog, cl.args, cl.env)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return err
 	}
 	stderr := &tailBuffer{max: 4 << 10}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
-	log.V(1).Info("running", "command", prog, "args", args)
+	log.V(1).Info("running", "command", prog, "args", cl.args)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -124,31 +132,13 @@ func resolveFrom(location, from string) (Location, string, error) {
 
 // latest is the name of the newest backup of the database base with extension ext in the bucket, by the
 // timestamp in its name.
-func latest(ctx context.Context, b *blob.Bucket, base, ext string) (string, error) {
-	var best string
-	var bestTime time.Time
-	it := b.List(&blob.ListOptions{Delimiter: "/"})
-	for {
-		obj, err := it.Next(ctx)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return "", err
-		}
-		if obj.IsDir {
-			continue
-		}
-		bb, t, e, ok := parseBackupName(obj.Key)
-		if !ok || bb != base || e != ext {
-			continue
-		}
-		if best == "" || t.After(bestTime) || (t.Equal(bestTime) && obj.Key > best) {
-			best, bestTime = obj.Key, t
-		}
+func latest(ctx context.Context, b objstore.Bucket, base, ext string) (string, error) {
+	backups, err := listRemote(ctx, b, base, ext)
+	if err != nil {
+		return "", err
 	}
-	if best == "" {
+	if len(backups) == 0 {
 		return "", fmt.Errorf("no backup of %q (%s-<timestamp>.%s.gz) found", base, base, ext)
 	}
-	return best, nil
+	return backups[0].key, nil
 }

@@ -1,10 +1,7 @@
 package backup
 
 import (
-	"io"
-	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,15 +25,7 @@ func TestSidecarLoop(t *testing.T) {
 	env := append(pgEnv(db, prefix, dir), "BACKUP_INTERVAL=1s", "BACKUP_KEEP=1", "BACKUP_METRICS_BIND_ADDRESS="+addr)
 	r := startTandem(t, env, "backup")
 	eventually(t, 30*time.Second, "three backups land", func() bool { return len(objects(t, store, prefix)) >= 3 })
-	get := func(path string) (int, string) {
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := func(path string) (int, string) { return httpGet(t, "http://"+addr+path) }
 	if code, body := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d %s", code, body)
 	}
@@ -46,12 +35,7 @@ func TestSidecarLoop(t *testing.T) {
 			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
 		}
 	}
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if code := r.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("exited %d on SIGTERM", code)
-	}
+	r.stop(t)
 	local := backupFiles(dirFiles(t, dir))
 	if len(local) != 1 {
 		t.Fatalf("with BACKUP_KEEP=1 the directory holds %q", dirFiles(t, dir))
@@ -66,9 +50,6 @@ func TestSidecarLoop(t *testing.T) {
 		return strings.Contains(r.stderr.String(), "waiting until the next one is due")
 	})
 	time.Sleep(500 * time.Millisecond)
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	if code := r.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("exited %d on SIGTERM", code)
-	}
+	r.stop(t)
 	wantFiles(t, "bucket after the restart", objects(t, store, prefix), landed)
 }

@@ -29,7 +29,8 @@ func runRestore(args []string) error {
 
 Streams a backup taken by tandem backup from object storage, through gunzip, into the database: psql in a single
 transaction that stops at the first error for postgres (a failed restore changes nothing), the mysql client for
-mysql. Run it in the sidecar (kubectl exec POD -c tandem-backup -- tandem restore --from latest), where the
+mysql, mongorestore --archive --drop for mongodb (only the database's collections, renamed when restoring a
+backup of another database). Run it in the sidecar (kubectl exec POD -c tandem-backup -- tandem restore --from latest), where the
 environment already names the database and the location. Each flag overrides the environment variable named
 after it.
 

@@ -1,0 +1,106 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tandem-dev/tandem/backup/objstore"
+)
+
+// remoteBackup is a backup at the location: an object directly under the location's prefix whose name is one
+// this sidecar gives its backups.
+type remoteBackup struct {
+	key  string
+	time time.Time
+}
+
+// listRemote returns the backups of the database base with extension ext directly under the bucket's prefix,
+// newest first (see backupsAmong).
+func listRemote(ctx context.Context, b objstore.Bucket, base, ext string) ([]remoteBackup, error) {
+	objs, err := b.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(objs))
+	for i, o := range objs {
+		keys[i] = o.Key
+	}
+	return backupsAmong(keys, base, ext), nil
+}
+
+// backupsAmong returns the keys that are backups of the database base with extension ext, newest first by the
+// timestamp in their names. Other keys (other databases, other engines, names that do not parse) are left out:
+// retention never considers them.
+func backupsAmong(keys []string, base, ext string) []remoteBackup {
+	var out []remoteBackup
+	for _, k := range keys {
+		if bb, t, e, ok := parseBackupName(k); ok && bb == base && e == ext {
+			out = append(out, remoteBackup{key: k, time: t})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].time.Equal(out[j].time) {
+			return out[i].time.After(out[j].time)
+		}
+		return out[i].key > out[j].key
+	})
+	return out
+}
+
+// expired returns the backups (newest first, as listRemote returns them) that retention deletes at now: those
+// beyond the newest keep (0: no count limit), and those older than maxAge (0: no age limit). The newest is never
+// among them, whatever the settings.
+func expired(backups []remoteBackup, keep int, maxAge time.Duration, now time.Time) []remoteBackup {
+	var out []remoteBackup
+	for i, b := range backups {
+		if i == 0 {
+			continue
+		}
+		if (keep > 0 && i >= keep) || (maxAge > 0 && now.Sub(b.time) > maxAge) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// applyRetention deletes this database's backups at the location that BACKUP_REMOTE_KEEP and
+// BACKUP_REMOTE_MAX_AGE no longer keep. A delete that fails is logged and counted, and the others go on; it
+// returns the keys deleted and the first error.
+func (r *Runner) applyRetention(ctx context.Context) ([]string, error) {
+	if r.cfg.RemoteKeep == 0 && r.cfg.RemoteMaxAge == 0 {
+		return nil, nil
+	}
+	bucket, err := r.loc.Open(ctx)
+	if err != nil {
+		r.metrics.failed("retention")
+		r.log.Error(err, "remote retention: cannot open the backup location", "location", r.loc.String())
+		return nil, err
+	}
+	backups, err := listRemote(ctx, bucket, r.cfg.baseName(), r.eng.ext)
+	if err != nil {
+		r.metrics.failed("retention")
+		r.log.Error(err, "remote retention: cannot list the backup location; nothing deleted", "location", r.loc.String())
+		return nil, err
+	}
+	var deleted []string
+	var firstErr error
+	for _, b := range expired(backups, r.cfg.RemoteKeep, r.cfg.RemoteMaxAge, time.Now()) {
+		url := r.loc.ObjectURL(b.key)
+		if err := bucket.Delete(ctx, b.key); err != nil && !isNotFound(err) {
+			r.metrics.failed("retention")
+			r.log.Error(err, "remote retention: delete failed; the backup stays until the next pass", "object", url)
+			if firstErr == nil {
+				firstErr = fmt.Errorf("delete %s: %w", url, err)
+			}
+			continue
+		}
+		deleted = append(deleted, b.key)
+	}
+	if len(deleted) > 0 {
+		r.log.Info("remote retention: deleted old backups", "location", r.loc.String(), "keep", r.cfg.RemoteKeep,
+			"maxAge", r.cfg.RemoteMaxAge.String(), "deleted", deleted)
+	}
+	return deleted, firstErr
+}

@@ -1,0 +1,291 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tandem-dev/tandem/backup/backuptest"
+	"github.com/tandem-dev/tandem/backup/objstore"
+)
+
+func TestExpired(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	day := func(n int) remoteBackup {
+		return remoteBackup{key: backupName("app", "sql", now.Add(-time.Duration(n)*24*time.Hour)), time: now.Add(-time.Duration(n) * 24 * time.Hour)}
+	}
+	backups := []remoteBackup{day(0), day(1), day(2), day(5), day(10)} // newest first, as listRemote returns them
+	keys := func(bs []remoteBackup) []string {
+		var out []string
+		for _, b := range bs {
+			out = append(out, b.key)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		keep   int
+		maxAge time.Duration
+		now    time.Time
+		want   []remoteBackup
+	}{
+		{name: "no limits delete nothing", want: nil},
+		{name: "keep 3 deletes beyond the newest three", keep: 3, want: []remoteBackup{day(5), day(10)}},
+		{name: "max age deletes what is older", maxAge: 72 * time.Hour, want: []remoteBackup{day(5), day(10)}},
+		{name: "a backup exactly max age old stays", maxAge: 48 * time.Hour, want: []remoteBackup{day(5), day(10)}},
+		{name: "both limits: either deletes", keep: 4, maxAge: 30 * time.Hour, want: []remoteBackup{day(2), day(5), day(10)}},
+		{name: "keep 1 leaves only the newest", keep: 1, want: []remoteBackup{day(1), day(2), day(5), day(10)}},
+		{name: "the newest stays even when every backup is too old", maxAge: time.Hour, now: now.Add(365 * 24 * time.Hour),
+			want: []remoteBackup{day(1), day(2), day(5), day(10)}},
+		{name: "a backup from the future is not old", maxAge: time.Hour, now: now.Add(-48 * time.Hour), want: []remoteBackup{day(5), day(10)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			at := now
+			if !tt.now.IsZero() {
+				at = tt.now
+			}
+			wantFiles(t, "expired", keys(expired(backups, tt.keep, tt.maxAge, at)), keys(tt.want))
+		})
+	}
+	if got := expired(nil, 1, time.Hour, now); got != nil {
+		t.Fatalf("expired of no backups: %v", got)
+	}
+}
+
+// openLocation opens a backup location from the test process, with the S3 server's credentials.
+func openLocation(t *testing.T, location string) objstore.Bucket {
+	t.Helper()
+	for _, kv := range store.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	loc, err := ParseLocation(location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loc.Open(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// putObjects writes an object for each key at location, through the store's API; a key with a "/" goes into
+// that sub-folder.
+func putObjects(t *testing.T, location string, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		at, name := location, k
+		if i := strings.LastIndex(k, "/"); i >= 0 {
+			at, name = strings.TrimSuffix(location, "/")+"/"+k[:i], k[i+1:]
+			if dir, ok := strings.CutPrefix(at, "file://"); ok {
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		path := filepath.Join(t.TempDir(), "object")
+		if err := os.WriteFile(path, []byte("seeded "+k), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = openLocation(t, at).Upload(context.Background(), name, f, int64(len("seeded "+k)))
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// allObjects lists every key at location, in sub-folders too, sorted, from the directory that holds them: the
+// file:// directory, or the S3 server's directory of the bucket.
+func allObjects(t *testing.T, location string) []string {
+	t.Helper()
+	loc, err := ParseLocation(location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := loc.Bucket
+	if loc.Scheme == "s3" {
+		dir = filepath.Join(store.Root, loc.Bucket, loc.Prefix)
+	}
+	var keys []string
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") && path != dir {
+			if d.IsDir() {
+				return filepath.SkipDir // the server's own bookkeeping
+			}
+			return nil
+		}
+		if d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, path)
+			keys = append(keys, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// retentionSeeds are backups of database app, 1, 2, 5 and 10 days old, and objects retention must never touch:
+// another database's, another engine's, names this sidecar does not give, and a backup in a sub-folder.
+func retentionSeeds(now time.Time) (backups map[int]string, others []string) {
+	ago := func(days int) time.Time { return now.Add(-time.Duration(days) * 24 * time.Hour) }
+	backups = map[int]string{}
+	for _, d := range []int{1, 2, 5, 10} {
+		backups[d] = backupName("app", "sql", ago(d))
+	}
+	others = []string{
+		backupName("other", "sql", ago(10)),   // another database
+		backupName("app-2", "sql", ago(10)),   // another database whose name starts with this one's
+		backupName("app", "archive", ago(10)), // another engine
+		"app-latest.sql.gz",                   // not a name tandem gives
+		"app-20260101T000000Z.sql.gz.bak",     // nor this
+		"notes.txt",
+		"nested/" + backupName("app", "sql", ago(10)), // below the prefix, not at it
+	}
+	return backups, others
+}
+
+// TestRemoteRetention runs `tandem backup --once` with BACKUP_REMOTE_KEEP and BACKUP_REMOTE_MAX_AGE against a
+// location holding older backups and strangers, on S3 and on file://, and checks what is left: the new backup,
+// the older ones the settings keep, and every object that is not a backup of this database.
+func TestRemoteRetention(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings []string
+		keepDays []int // which seeded backups stay, besides the new one
+	}{
+		{name: "no settings keep everything", keepDays: []int{1, 2, 5, 10}},
+		{name: "BACKUP_REMOTE_KEEP=3 keeps the newest three", settings: []string{"BACKUP_REMOTE_KEEP=3"}, keepDays: []int{1, 2}},
+		{name: "BACKUP_REMOTE_MAX_AGE=150h deletes the older", settings: []string{"BACKUP_REMOTE_MAX_AGE=150h"}, keepDays: []int{1, 2, 5}},
+		{name: "both: whichever deletes more", settings: []string{"BACKUP_REMOTE_KEEP=4", "BACKUP_REMOTE_MAX_AGE=30h"}, keepDays: []int{1}},
+		{name: "BACKUP_REMOTE_KEEP=1 keeps only the new backup", settings: []string{"BACKUP_REMOTE_KEEP=1"}},
+	}
+	for _, scheme := range []string{"s3", "file"} {
+		for _, tt := range tests {
+			t.Run(scheme+"/"+tt.name, func(t *testing.T) {
+				dir := t.TempDir()
+				location := "s3://" + bucket + "/" + prefixFor(t)
+				if scheme == "file" {
+					location = "file://" + t.TempDir()
+				}
+				seeds, others := retentionSeeds(time.Now())
+				for _, k := range seeds {
+					putObjects(t, location, k)
+				}
+				putObjects(t, location, others...)
+				env := append(pgEnv("app", "", dir), "BACKUP_LOCATION="+location)
+				env = append(append(env, tt.settings...), fakeDump(t, `echo "-- a dump"`)...)
+				if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
+					t.Fatalf("backup --once exited %d", code)
+				}
+				want := append(backupFiles(dirFiles(t, dir)), others...)
+				for _, d := range tt.keepDays {
+					want = append(want, seeds[d])
+				}
+				sort.Strings(want)
+				wantFiles(t, "location", allObjects(t, location), want)
+			})
+		}
+	}
+}
+
+// TestRemoteRetentionDeleteFails: a delete the store refuses is logged and counted in
+// tandem_backup_failures_total{stage="retention"}; the other old backups are deleted, the backup counts as a
+// success, and the refused one stays.
+func TestRemoteRetentionDeleteFails(t *testing.T) {
+	dir, prefix := t.TempDir(), prefixFor(t)
+	location := "s3://" + bucket + "/" + prefix
+	seeds, _ := retentionSeeds(time.Now())
+	for _, k := range seeds {
+		putObjects(t, location, k)
+	}
+	proxy := refusingProxy(t, func(r *http.Request) bool {
+		return r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/"+seeds[5])
+	})
+	port, err := backuptest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + itoa(port)
+	env := append(pgEnv("app", prefix, dir), "AWS_ENDPOINT_URL="+proxy, "BACKUP_REMOTE_KEEP=2", "BACKUP_INTERVAL=1h",
+		"BACKUP_METRICS_BIND_ADDRESS="+addr)
+	env = append(env, fakeDump(t, `echo "-- a dump"`)...)
+	r := startTandem(t, env, "backup")
+	var m string
+	eventually(t, 30*time.Second, "the refused delete is counted", func() bool {
+		_, m, _ = tryGet("http://" + addr + "/metrics") // the server may not be listening yet
+		return strings.Contains(m, `tandem_backup_failures_total{stage="retention"} 1`)
+	})
+	r.stop(t)
+	if !strings.Contains(m, "tandem_backup_last_success_timestamp_seconds 1.") {
+		t.Errorf("the backup is not counted a success although it landed:\n%s", m)
+	}
+	if out := r.stderr.String(); !strings.Contains(out, "remote retention: delete failed") || !strings.Contains(out, seeds[5]) {
+		t.Errorf("the log does not name the refused delete")
+	}
+	want := append(backupFiles(dirFiles(t, dir)), seeds[1], seeds[5])
+	sort.Strings(want)
+	wantFiles(t, "bucket", objects(t, store, prefix), want)
+}
+
+// refusingProxy is the URL of a proxy to the S3 server that answers AccessDenied to the requests refuse picks.
+func refusingProxy(t *testing.T, refuse func(*http.Request) bool) string {
+	t.Helper()
+	target, _ := url.Parse("http://" + store.Addr())
+	upstream := httputil.NewSingleHostReverseProxy(target)
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if refuse(r) {
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+			return
+		}
+		upstream.ServeHTTP(w, r)
+	}))
+	t.Cleanup(proxy.Close)
+	return proxy.URL
+}
+
+// TestRemoteRetentionOnlyAfterAnUpload: a run whose upload failed deletes nothing at the location, however old
+// what is there.
+func TestRemoteRetentionOnlyAfterAnUpload(t *testing.T) {
+	dir, prefix := t.TempDir(), prefixFor(t)
+	location := "s3://" + bucket + "/" + prefix
+	seeds, _ := retentionSeeds(time.Now())
+	var want []string
+	for _, k := range seeds {
+		putObjects(t, location, k)
+		want = append(want, k)
+	}
+	sort.Strings(want)
+	proxy := refusingProxy(t, func(r *http.Request) bool { return r.Method == http.MethodPut })
+	env := append(pgEnv("app", prefix, dir), "AWS_ENDPOINT_URL="+proxy, "BACKUP_REMOTE_KEEP=1", "BACKUP_REMOTE_MAX_AGE=1h",
+		"BACKUP_UPLOAD_RETRY_FOR=0s")
+	env = append(env, fakeDump(t, `echo "-- a dump"`)...)
+	if code, _ := tandemRun(t, env, "backup", "--once"); code == 0 {
+		t.Fatal("backup --once exited 0 although its upload was refused")
+	}
+	wantFiles(t, "bucket", objects(t, store, prefix), want)
+}

@@ -39,7 +39,7 @@ fuzz: ## Fuzz the admission handlers for FUZZTIME (default 1m).
 ##@ Checks
 
 .PHONY: test
-test: lint unit e2e image-check ## Everything CI runs.
+test: lint unit e2e image-check kind-check ## Everything CI runs.
 
 .PHONY: lint
 lint: ## gofmt, go vet, go build.
@@ -57,6 +57,15 @@ e2e: ## The end-to-end suite through a real kube-apiserver (E2E_KUBECONFIG: agai
 	@if [ -n "$${E2E_KUBECONFIG:-}" ]; then $(GO) test ./e2e/ -count=1 -v; \
 	else assets=$$(hack/control-plane.sh) && helm=$$(hack/tools.sh helm) && crds=$$(hack/tools.sh cert-manager-crds) && \
 	KUBEBUILDER_ASSETS="$$assets" HELM="$$helm" CERT_MANAGER_CRDS="$$crds" $(GO) test ./e2e/ -count=1 -v; fi
+
+.PHONY: e2e-kind
+e2e-kind: ## The suite on a kind cluster made here with no registry: pods run, a backup lands and restores (KEEP_CLUSTER=1 keeps it).
+	hack/e2e-kind.sh
+
+.PHONY: kind-check
+kind-check: ## make e2e-kind when a Docker engine answers; otherwise the static checks of its scripts.
+	@if docker info >/dev/null 2>&1; then hack/e2e-kind.sh; \
+	else echo "kind-check: no Docker engine answers; the kind suite cannot run here, running its static checks"; hack/e2e-kind.sh --static; fi
 
 .PHONY: image-check
 image-check: ## Build both images (webhook, backup) from the Dockerfile with locally made bases and check them, when a Docker engine answers.

@@ -83,7 +83,11 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 		return err
 	}
 	in := &errWriter{w: stdin}
-	n, copyErr := io.Copy(in, zr)
+	var sql io.Reader = zr
+	if eng.name == "postgres" {
+		sql = postgresRestoreInput(zr)
+	}
+	n, copyErr := io.Copy(in, sql)
 	if copyErr != nil && in.err == nil {
 		// The backup could not be read to its end (a truncated object, a bad checksum, the network). Closing
 		// the client's input now would let it commit what it has read: kill it instead, so that the database

@@ -35,9 +35,15 @@ mariadb_ok() {
 		command -v mariadb-dump >/dev/null && [[ -x /usr/sbin/mariadbd ]]
 }
 
+# `hack/backup-deps.sh versitygw`: only the S3 server (hack/e2e-kind.sh needs nothing else).
+only_versitygw=false
+[[ ${1:-} == versitygw ]] && only_versitygw=true
+
 missing=()
-[[ -n $(pg_bindir) ]] || missing+=(postgresql)
-mariadb_ok || missing+=(mariadb-server mariadb-client)
+if ! $only_versitygw; then
+	[[ -n $(pg_bindir) ]] || missing+=(postgresql)
+	mariadb_ok || missing+=(mariadb-server mariadb-client)
+fi
 if ((${#missing[@]})); then
 	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
 		die "missing Debian packages: ${missing[*]} (install them as root: apt-get install ${missing[*]})"
@@ -69,6 +75,10 @@ if [[ ! -x $vgw ]]; then
 	mv "$tmp/versitygw" "$vgw"
 fi
 
+if $only_versitygw; then
+	echo "VERSITYGW=$vgw"
+	exit 0
+fi
 echo "PG_BINDIR=$(pg_bindir)"
 echo "MARIADB_BINDIR=$(dirname "$(command -v mariadb-install-db)")"
 echo "MARIADBD=/usr/sbin/mariadbd"

@@ -50,7 +50,7 @@ if [[ ${1:-} == --static ]]; then
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; } >&2 || true
 	fi
 	command -v shellcheck >/dev/null || die "shellcheck is not installed (apt-get install shellcheck)"
-	(cd "$root" && shellcheck -x "${scripts[@]}") || die "shellcheck found problems"
+	(cd "$root" && shellcheck -x --severity=warning "${scripts[@]}") || die "shellcheck found problems"
 	log "static checks passed: bash -n and shellcheck of ${#scripts[@]} scripts"
 	exit 0
 fi
@@ -86,7 +86,7 @@ fi
 [[ $postgres_user =~ ^[0-9]+:[0-9]+$ ]] || die "the postgres image's user is '$postgres_user', want uid:gid"
 
 # The store: versitygw (posix backend) on the non-root base, with the bucket as a directory it owns.
-versitygw=$("$root/hack/backup-deps.sh" | sed -n 's/^VERSITYGW=//p')
+versitygw=$("$root/hack/backup-deps.sh" versitygw | sed -n 's/^VERSITYGW=//p')
 [[ -x $versitygw ]] || die "hack/backup-deps.sh printed no VERSITYGW"
 store_image=tandem-local/versitygw:$(basename "$(dirname "$versitygw")" | sed 's/^versitygw-//')-$(sha256sum "$versitygw" | cut -c1-12)
 if ! docker image inspect "$store_image" >/dev/null 2>&1; then

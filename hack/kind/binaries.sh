@@ -3,7 +3,7 @@
 # proxy and the kubernetes module's sources, and prints the one directory
 # that holds them:
 #   kubelet kubeadm kubectl kube-apiserver kube-controller-manager
-#   kube-scheduler kube-proxy   (hack/kind/kubernetes wrapper module)
+#   kube-scheduler kube-proxy   (hack/control-plane/kubernetes wrapper module)
 #   etcd                        (hack/control-plane/etcd wrapper module)
 #   coredns                     (go install github.com/coredns/coredns)
 #   crictl                      (go install sigs.k8s.io/cri-tools/cmd/crictl)
@@ -19,7 +19,7 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 KUBE_BINARIES=(kubelet kubeadm kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
 ALL_BINARIES=("${KUBE_BINARIES[@]}" etcd coredns crictl pause)
 
-kube_module_dir=$KIND_SCRIPT_DIR/kubernetes
+kube_module_dir=$KIND_REPO_ROOT/hack/control-plane/kubernetes
 etcd_module_dir=$KIND_REPO_ROOT/hack/control-plane/etcd
 grep -Eq "^[[:space:]]*(require[[:space:]]+)?k8s\.io/kubernetes ${KUBERNETES_VERSION}([[:space:]]*//.*)?\$" "$kube_module_dir/go.mod" ||
 	die "$kube_module_dir/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION; keep it in step with versions.sh"

@@ -3,9 +3,9 @@
 # Every pinned version of tandem's offline kind cluster, in one place.
 # Sourced by the other scripts in hack/kind/ (never run on its own).
 #
-# Bumping Kubernetes: change KUBERNETES_VERSION here AND k8s.io/kubernetes
-# plus every k8s.io/X v0.N.M replace in hack/kind/kubernetes/go.mod (keep it in
-# step with hack/control-plane/kubernetes/go.mod and the k8s.io/api in the
+# Bumping Kubernetes: change KUBERNETES_VERSION here, in hack/control-plane.sh,
+# and k8s.io/kubernetes plus every k8s.io/X v0.N.M replace in
+# hack/control-plane/kubernetes/go.mod (in step with the k8s.io/api in the
 # root go.mod); then check `kubeadm config images list` for the image
 # versions below (binaries.sh fails if they disagree).
 
@@ -13,7 +13,7 @@
 # images/base/files are copied into the node image.
 KIND_VERSION=v0.33.0
 
-# k8s.io/kubernetes, built from hack/kind/kubernetes (matches k8s.io/api v0.37.2).
+# k8s.io/kubernetes, built from hack/control-plane/kubernetes (matches k8s.io/api v0.37.2).
 KUBERNETES_VERSION=v1.37.2
 # etcd server, built from hack/control-plane/etcd (kubeadm v1.37's default).
 ETCD_VERSION=v3.7.0

@@ -73,7 +73,7 @@ type Annotation struct {
 var All = []Annotation{
 	{Key: Backup, Description: `Opts the pod in. The value names a profile, or is "true" for the default profile; "false" opts out.`,
 		Default: "no injection", Validate: ValidateProfileName},
-	{Key: BackupLocation, Description: "Where backups are uploaded (`s3://bucket/prefix`, `gs://`, `azblob://`, `file:///path`); the sidecar's `BACKUP_LOCATION`.",
+	{Key: BackupLocation, Description: "Where backups are uploaded: `s3://bucket/prefix` (AWS S3 and S3-compatible stores) or `file:///path`; the sidecar's `BACKUP_LOCATION`.",
 		Default: "the profile's `backupLocation`; required if the profile has none", Validate: func(v string) error { _, err := ValidateLocation(v); return err }},
 	{Key: DatabaseSecret, Description: "Secret with the database password: `DATABASE_PASSWORD` from a `secretKeyRef`, and the Secret mounted read-only at `/secrets`.",
 		Default: "no password (a warning)", Validate: ValidateSecretName},
@@ -123,11 +123,11 @@ func ValidateProfileName(v string) error {
 }
 
 // LocationSchemes are the URL schemes a backup location may use.
-var LocationSchemes = []string{"s3", "gs", "azblob", "file"}
+var LocationSchemes = []string{"s3", "file"}
 
 // ValidateLocation checks an object-storage URL such as s3://bucket/prefix and returns it parsed.
 func ValidateLocation(v string) (*url.URL, error) {
-	const form = "use s3://bucket/prefix, gs://bucket/prefix, azblob://container/prefix or file:///path"
+	const form = "use s3://bucket/prefix (AWS S3 and S3-compatible stores; Google Cloud Storage through its S3 interoperability) or file:///path"
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme == "" {
 		return nil, fmt.Errorf("%q is not a URL: %s", v, form)
@@ -147,7 +147,7 @@ func ValidateLocation(v string) (*url.URL, error) {
 	if u.Host == "" {
 		return nil, fmt.Errorf("%q names no bucket: %s", v, form)
 	}
-	if errs := validation.IsDNS1123Subdomain(u.Host); len(errs) > 0 && u.Scheme != "azblob" {
+	if errs := validation.IsDNS1123Subdomain(u.Host); len(errs) > 0 {
 		return nil, fmt.Errorf("%q: %q is not a valid bucket name: %s", v, u.Host, strings.Join(errs, "; "))
 	}
 	return u, nil

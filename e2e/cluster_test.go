@@ -131,6 +131,8 @@ func (c *clusterEnv) postgres(ns, name, location, interval string) *appsv1.State
 						Name: "postgres", Image: c.postgresImage, ImagePullPolicy: corev1.PullNever,
 						Env: []corev1.EnvVar{
 							{Name: "POSTGRES_DB", Value: "orders"},
+							// A subdirectory of the volume, which initdb can own (the volume's root is root's).
+							{Name: "PGDATA", Value: "/var/lib/postgresql/data/pgdata"},
 							{Name: "POSTGRES_PASSWORD", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
 								LocalObjectReference: corev1.LocalObjectReference{Name: "db-secrets"}, Key: c.dbSecretKey}}},
 						},

@@ -212,6 +212,9 @@ else
 fi
 KUBECONFIG=$kubeconfig "$helm" upgrade --install tandem "$root/charts/tandem" "${chart_args[@]}" >&2
 rm -f "$values"
+step "helm test: the webhook answers through its Service with the CA the API server trusts"
+KUBECONFIG=$kubeconfig "$helm" test tandem --namespace "$tandem_ns" --logs --timeout 3m >&2 ||
+	die "helm test failed: tandem does not answer through its Service (see the probe's log above)"
 "${kubectl[@]}" -n "$store_ns" wait --for=condition=Available deploy/s3 --timeout=3m >&2
 
 # --- 4. the suite -------------------------------------------------------------------------------------------

@@ -213,8 +213,11 @@ fi
 KUBECONFIG=$kubeconfig "$helm" upgrade --install tandem "$root/charts/tandem" "${chart_args[@]}" >&2
 rm -f "$values"
 step "helm test: the webhook answers through its Service with the CA the API server trusts"
-KUBECONFIG=$kubeconfig "$helm" test tandem --namespace "$tandem_ns" --logs --timeout 3m >&2 ||
-	die "helm test failed: tandem does not answer through its Service (see the probe's log above)"
+# (No --logs: the chart deletes a test pod that succeeded, before helm could read its log.)
+if ! KUBECONFIG=$kubeconfig "$helm" test tandem --namespace "$tandem_ns" --timeout 3m >&2; then
+	"${kubectl[@]}" -n "$tandem_ns" logs tandem-test >&2 || true
+	die "helm test failed: tandem does not answer through its Service (the probe's log is above)"
+fi
 "${kubectl[@]}" -n "$store_ns" wait --for=condition=Available deploy/s3 --timeout=3m >&2
 
 # --- 4. the suite -------------------------------------------------------------------------------------------

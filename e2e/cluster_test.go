@@ -232,6 +232,16 @@ func TestClusterBackupRestoresIntoAFreshDatabase(t *testing.T) {
 	if sidecar := container(pod, "tandem-backup"); sidecar == nil || pod.Annotations[annotations.Injected] != "postgres" {
 		t.Fatalf("the running pod has no tandem-backup sidecar: %s", names(pod))
 	}
+	// The sidecar keeps running: a command that exits at once would pass for Ready between two restarts.
+	time.Sleep(5 * time.Second)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(pod), pod); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range pod.Status.ContainerStatuses {
+		if st.Name == "tandem-backup" && (st.State.Running == nil || st.RestartCount > 0) {
+			t.Fatalf("the backup sidecar is not running steadily: state %+v, %d restarts, last %+v", st.State, st.RestartCount, st.LastTerminationState)
+		}
+	}
 
 	// The database container trusts its local socket.
 	psql := func(pod, sql string) (string, error) {

@@ -96,14 +96,12 @@ command -v go >/dev/null 2>&1 ||
 tmp_dir=$(mktemp -d "$version_dir/.build.XXXXXX")
 trap 'rm -rf -- "$tmp_dir"' EXIT
 
-# Nested modules: never let a go.work from an enclosing directory take over.
-export GOWORK=off CGO_ENABLED=0
-go_build_flags=(-mod=readonly -trimpath -buildvcs=false)
+# shellcheck source=hack/lib/kube-build.sh
+source "$script_dir/lib/kube-build.sh"
 
 install_built() {
 	local b
 	for b in "$@"; do
-		[[ -x $tmp_dir/$b ]] || die "go build reported success but produced no $b"
 		mv -f -- "$tmp_dir/$b" "$bin_dir/$b"
 	done
 }
@@ -119,45 +117,15 @@ log "this compiles Kubernetes from source: 10-15 minutes on 2 cores with a cold 
 start=$SECONDS
 
 if ((${#kube_todo[@]} > 0)); then
-	# Stamp the release version like Kubernetes' own hack/lib/version.sh does,
-	# so the binaries do not report v0.0.0-master. The build date is the
-	# module's release time, which keeps the binaries reproducible.
-	minor=${KUBERNETES_VERSION#v*.}
-	minor=${minor%%.*}
-	major=${KUBERNETES_VERSION#v}
-	major=${major%%.*}
-	build_date=$(cd -- "$kube_module_dir" &&
-		go list -mod=readonly -m -f '{{with .Time}}{{.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes 2>/dev/null) || build_date=
-	[[ -n $build_date ]] || build_date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
-	ldflags=(-s -w)
-	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-		ldflags+=(
-			"-X=$pkg.gitVersion=$KUBERNETES_VERSION"
-			"-X=$pkg.gitMajor=$major"
-			"-X=$pkg.gitMinor=$minor"
-			"-X=$pkg.gitTreeState=clean"
-			"-X=$pkg.buildDate=$build_date"
-		)
-	done
-	pkgs=()
-	for b in "${kube_todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-
 	log "building ${kube_todo[*]} from k8s.io/kubernetes $KUBERNETES_VERSION"
-	if ! (cd -- "$kube_module_dir" &&
-		go build "${go_build_flags[@]}" -tags selinux,notest,grpcnotrace \
-			-ldflags "${ldflags[*]}" -o "$tmp_dir/" "${pkgs[@]}") >&2; then
-		die "building ${kube_todo[*]} (k8s.io/kubernetes $KUBERNETES_VERSION) failed; see the go output above"
-	fi
+	kube_build "$kube_module_dir" "$KUBERNETES_VERSION" "$tmp_dir" "${kube_todo[@]}"
 	install_built "${kube_todo[@]}"
 	log "built ${kube_todo[*]} ($((SECONDS - start))s so far)"
 fi
 
 if $etcd_todo; then
 	log "building etcd from go.etcd.io/etcd/server/v3 $ETCD_VERSION"
-	if ! (cd -- "$etcd_module_dir" &&
-		go build "${go_build_flags[@]}" -ldflags "-s -w" -o "$tmp_dir/etcd" .) >&2; then
-		die "building etcd (go.etcd.io/etcd/server/v3 $ETCD_VERSION) failed; see the go output above"
-	fi
+	etcd_build "$etcd_module_dir" "$tmp_dir"
 	install_built etcd
 	log "built etcd ($((SECONDS - start))s so far)"
 fi

@@ -53,8 +53,8 @@ need go "Go 1.26+ is needed to build ${missing[*]}"
 
 tmp_dir=$(mktemp -d "$bin_dir/.build.XXXXXX")
 trap 'rm -rf -- "$tmp_dir"' EXIT
-export GOWORK=off CGO_ENABLED=0
-go_build_flags=(-mod=readonly -trimpath -buildvcs=false)
+# shellcheck source=hack/lib/kube-build.sh
+source "$KIND_REPO_ROOT/hack/lib/kube-build.sh"
 
 install_built() {
 	local b
@@ -76,45 +76,20 @@ kube_todo=()
 for b in "${KUBE_BINARIES[@]}"; do is_missing "$b" && kube_todo+=("$b"); done
 if ((${#kube_todo[@]} > 0)); then
 	log "compiling ${kube_todo[*]} from k8s.io/kubernetes $KUBERNETES_VERSION (5-10 minutes on 2 cores with a cold Go build cache)"
-	# Version stamps as Kubernetes' hack/lib/version.sh sets them; the build
-	# date is the module's release time, so builds are reproducible.
-	minor=${KUBERNETES_VERSION#v*.}
-	minor=${minor%%.*}
-	major=${KUBERNETES_VERSION#v}
-	major=${major%%.*}
-	build_date=$(cd -- "$kube_module_dir" &&
-		go list -mod=readonly -m -f '{{with .Time}}{{.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes 2>/dev/null) || build_date=
-	[[ -n $build_date ]] || build_date=1970-01-01T00:00:00Z
-	ldflags=(-s -w)
-	for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-		ldflags+=(
-			"-X=$pkg.gitVersion=$KUBERNETES_VERSION"
-			"-X=$pkg.gitMajor=$major"
-			"-X=$pkg.gitMinor=$minor"
-			"-X=$pkg.gitTreeState=clean"
-			"-X=$pkg.buildDate=$build_date"
-		)
-	done
-	pkgs=()
-	for b in "${kube_todo[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
-	(cd -- "$kube_module_dir" &&
-		go build "${go_build_flags[@]}" -tags selinux,notest,grpcnotrace \
-			-ldflags "${ldflags[*]}" -o "$tmp_dir/" "${pkgs[@]}") >&2 ||
-		die "building ${kube_todo[*]} (k8s.io/kubernetes $KUBERNETES_VERSION) failed; see the go output above"
+	kube_build "$kube_module_dir" "$KUBERNETES_VERSION" "$tmp_dir" "${kube_todo[@]}"
 	install_built "${kube_todo[@]}"
 	log "built ${kube_todo[*]} ($((SECONDS - start))s so far)"
 fi
 
 if is_missing etcd; then
 	log "compiling etcd from go.etcd.io/etcd/server/v3 $ETCD_VERSION"
-	(cd -- "$etcd_module_dir" && go build "${go_build_flags[@]}" -ldflags "-s -w" -o "$tmp_dir/etcd" .) >&2 ||
-		die "building etcd (go.etcd.io/etcd/server/v3 $ETCD_VERSION) failed; see the go output above"
+	etcd_build "$etcd_module_dir" "$tmp_dir"
 	install_built etcd
 fi
 
 # go install of a module at a version: no local go.mod involved.
 go_install() {
-	(cd "$tmp_dir" && GOFLAGS=-mod=mod GOBIN=$tmp_dir go install -trimpath -ldflags "-s -w" "$1") >&2 ||
+	(cd "$tmp_dir" && GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod GOBIN=$tmp_dir go install -trimpath -ldflags "-s -w" "$1") >&2 ||
 		die "go install $1 failed; see the go output above"
 }
 if is_missing coredns; then

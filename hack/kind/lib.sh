@@ -55,11 +55,11 @@ kind_module_dir() {
 # Directory of the k8s.io/kubernetes module in the module cache.
 kubernetes_module_dir() {
 	local dir
-	dir=$(cd -- "$KIND_SCRIPT_DIR/kubernetes" && GOWORK=off go list -mod=readonly -m -f '{{.Dir}}' k8s.io/kubernetes 2>/dev/null) || true
+	dir=$(cd -- "$KIND_REPO_ROOT/hack/control-plane/kubernetes" && GOWORK=off go list -mod=readonly -m -f '{{.Dir}}' k8s.io/kubernetes 2>/dev/null) || true
 	if [[ -z $dir || ! -d $dir ]]; then
-		(cd -- "$KIND_SCRIPT_DIR/kubernetes" && GOWORK=off go mod download k8s.io/kubernetes) >&2 ||
+		(cd -- "$KIND_REPO_ROOT/hack/control-plane/kubernetes" && GOWORK=off go mod download k8s.io/kubernetes) >&2 ||
 			die "go mod download k8s.io/kubernetes failed"
-		dir=$(cd -- "$KIND_SCRIPT_DIR/kubernetes" && GOWORK=off go list -mod=readonly -m -f '{{.Dir}}' k8s.io/kubernetes)
+		dir=$(cd -- "$KIND_REPO_ROOT/hack/control-plane/kubernetes" && GOWORK=off go list -mod=readonly -m -f '{{.Dir}}' k8s.io/kubernetes)
 	fi
 	printf '%s\n' "$dir"
 }

@@ -44,7 +44,7 @@ mirror=$(debian_mirror)
 # Everything the image is made of, except the binaries, which are keyed by
 # their versions (in versions.sh) and built deterministically.
 hash=$(hash_inputs "$KIND_SCRIPT_DIR/versions.sh" "$KIND_SCRIPT_DIR/lib.sh" "$KIND_SCRIPT_DIR/node-image.sh" \
-	"$KIND_SCRIPT_DIR/kubernetes/go.mod" "$node_dir" "$kind_files" "mirror=$mirror" "arch=$(uname -m)")
+	"$KIND_REPO_ROOT/hack/control-plane/kubernetes/go.mod" "$node_dir" "$kind_files" "mirror=$mirror" "arch=$(uname -m)")
 tag=$LOCAL_REPO/kind-node:$KUBERNETES_VERSION-$hash
 image_dir=$KIND_CACHE/images
 node_image_tar=$image_dir/kind-node-$KUBERNETES_VERSION-$hash.tar

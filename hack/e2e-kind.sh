@@ -213,6 +213,17 @@ fi
 KUBECONFIG=$kubeconfig "$helm" upgrade --install tandem "$root/charts/tandem" "${chart_args[@]}" >&2
 rm -f "$values"
 step "helm test: the webhook answers through its Service with the CA the API server trusts"
+# helm's --wait returns when the pods are Ready; the Service's endpoints and every node's rules for them follow
+# a moment later, so wait for those before asking.
+"${kubectl[@]}" -n "$tandem_ns" rollout status deploy/tandem --timeout 3m >&2
+for i in $(seq 1 60); do
+	ready=$("${kubectl[@]}" -n "$tandem_ns" get endpointslices -l kubernetes.io/service-name=tandem \
+		-o jsonpath='{range .items[*].endpoints[*]}{.conditions.ready}{"\n"}{end}' | grep -c true) || ready=0
+	((ready >= 1)) && break
+	((i < 60)) || die "tandem's Service has no ready endpoints after 60 s"
+	sleep 1
+done
+sleep 3
 # (No --logs: the chart deletes a test pod that succeeded, before helm could read its log.)
 if ! KUBECONFIG=$kubeconfig "$helm" test tandem --namespace "$tandem_ns" --timeout 3m >&2; then
 	"${kubectl[@]}" -n "$tandem_ns" logs tandem-test >&2 || true

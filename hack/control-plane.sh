@@ -47,10 +47,10 @@ fi
 
 # The wrapper modules must pin the same versions as this script, or the
 # version-keyed cache directory would hold binaries of other versions.
-grep -Eq "^[[:space:]]*(require[[:space:]]+)?k8s\.io/kubernetes ${KUBERNETES_VERSION}([[:space:]]*//.*)?\$" "$kube_module_dir/go.mod" ||
-	die "$kube_module_dir/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION; keep it in step with KUBERNETES_VERSION"
-grep -Eq "^[[:space:]]*(require[[:space:]]+)?go\.etcd\.io/etcd/server/v3 ${ETCD_VERSION}([[:space:]]*//.*)?\$" "$etcd_module_dir/go.mod" ||
-	die "$etcd_module_dir/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION; keep it in step with ETCD_VERSION"
+# shellcheck source=hack/lib/kube-build.sh
+source "$script_dir/lib/kube-build.sh"
+require_pin "$kube_module_dir" k8s.io/kubernetes "$KUBERNETES_VERSION"
+require_pin "$etcd_module_dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 
 cache_root=${TANDEM_CACHE:-${XDG_CACHE_HOME:-${HOME:?neither TANDEM_CACHE, XDG_CACHE_HOME nor HOME is set}/.cache}/tandem}
 version_dir=$cache_root/control-plane/${KUBERNETES_VERSION}-etcd${ETCD_VERSION#v}
@@ -58,15 +58,9 @@ mkdir -p -- "$version_dir/bin" || die "cannot create cache directory $version_di
 version_dir=$(cd -- "$version_dir" && pwd -P)
 bin_dir=$version_dir/bin
 
-missing_binaries() {
-	local b
-	for b in "${ALL_BINARIES[@]}"; do
-		[[ -x $bin_dir/$b ]] || printf '%s\n' "$b"
-	done
-}
 
 # 2. Warm cache: nothing to do.
-mapfile -t missing < <(missing_binaries)
+mapfile -t missing < <(missing_in "$bin_dir" "${ALL_BINARIES[@]}")
 if ((${#missing[@]} == 0)); then
 	printf '%s\n' "$bin_dir"
 	exit 0
@@ -79,7 +73,7 @@ if command -v flock >/dev/null 2>&1; then
 		log "another control-plane build is running; waiting for it"
 		flock 9
 	fi
-	mapfile -t missing < <(missing_binaries)
+	mapfile -t missing < <(missing_in "$bin_dir" "${ALL_BINARIES[@]}")
 	if ((${#missing[@]} == 0)); then
 		printf '%s\n' "$bin_dir"
 		exit 0
@@ -95,9 +89,6 @@ command -v go >/dev/null 2>&1 ||
 # an interrupted build leaves only this directory, which is removed.
 tmp_dir=$(mktemp -d "$version_dir/.build.XXXXXX")
 trap 'rm -rf -- "$tmp_dir"' EXIT
-
-# shellcheck source=hack/lib/kube-build.sh
-source "$script_dir/lib/kube-build.sh"
 
 install_built() {
 	local b

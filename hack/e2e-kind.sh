@@ -27,7 +27,6 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/kind/lib.sh"
 root=$KIND_REPO_ROOT
 cluster=${KIND_CLUSTER_NAME:-tandem-e2e}
 kubeconfig=${KIND_KUBECONFIG:-$KIND_CACHE/kubeconfig-$cluster}
-keep=${KEEP_CLUSTER:-0}
 public=${E2E_KIND_PUBLIC:-0}
 kind_sh=$KIND_SCRIPT_DIR/kind.sh
 tandem_ns=tandem-system
@@ -119,19 +118,11 @@ cleanup() {
 		log "  ${kubectl[*]} -n $tandem_ns logs deploy/tandem            # tandem's log"
 		log "  ${kubectl[*]} -n <e2e-namespace> describe pods             # events of the suite's pods"
 		log "  ${kubectl[*]} -n <e2e-namespace> logs <pod> -c tandem-backup   # a backup sidecar's log"
-		if [[ $keep != 1 ]]; then log "  (run with KEEP_CLUSTER=1 to keep the cluster for that)"; fi
+		if [[ ${KEEP_CLUSTER:-0} != 1 ]]; then log "  (run with KEEP_CLUSTER=1 to keep the cluster for that)"; fi
 		"${kubectl[@]}" get pods -A -o wide >&2 2>/dev/null || true
 		"${kubectl[@]}" -n "$tandem_ns" logs deploy/tandem --tail=50 >&2 2>/dev/null || true
 	fi
-	if $created; then
-		if [[ $keep == 1 ]]; then
-			log "keeping cluster $cluster (KEEP_CLUSTER=1); kubeconfig: $kubeconfig"
-			log "delete it with: $kind_sh delete cluster --name $cluster"
-		else
-			log "deleting cluster $cluster"
-			"$kind_sh" delete cluster --name "$cluster" >&2 || true
-		fi
-	fi
+	if $created; then kind_release_cluster "$cluster" "$kubeconfig"; fi
 	((rc != 0)) || log "passed in $((SECONDS - t0))s"
 	exit "$rc"
 }
@@ -139,16 +130,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if "$kind_sh" get clusters 2>/dev/null | grep -qx -- "$cluster"; then
-	step "deleting the existing cluster $cluster"
-	"$kind_sh" delete cluster --name "$cluster" >&2
-fi
 step "creating cluster $cluster from $node_image"
 created=true
-mkdir -p -- "$(dirname -- "$kubeconfig")"
-"$kind_sh" create cluster --name "$cluster" --image "$node_image" \
-	--config "$KIND_SCRIPT_DIR/cluster.yaml" --kubeconfig "$kubeconfig" >&2
-"${kubectl[@]}" wait --for=condition=Ready nodes --all --timeout=180s >&2 || die "not every node became Ready"
+kind_create_cluster "$cluster" "$node_image" "$kubeconfig"
 
 step "loading the images"
 for image in "$busybox" "$postgres" "$tandem_image" "$backup_image" "$store_image"; do

@@ -21,20 +21,14 @@ ALL_BINARIES=("${KUBE_BINARIES[@]}" etcd coredns crictl pause)
 
 kube_module_dir=$KIND_REPO_ROOT/hack/control-plane/kubernetes
 etcd_module_dir=$KIND_REPO_ROOT/hack/control-plane/etcd
-grep -Eq "^[[:space:]]*(require[[:space:]]+)?k8s\.io/kubernetes ${KUBERNETES_VERSION}([[:space:]]*//.*)?\$" "$kube_module_dir/go.mod" ||
-	die "$kube_module_dir/go.mod does not require k8s.io/kubernetes $KUBERNETES_VERSION; keep it in step with versions.sh"
-grep -Eq "^[[:space:]]*(require[[:space:]]+)?go\.etcd\.io/etcd/server/v3 ${ETCD_VERSION}([[:space:]]*//.*)?\$" "$etcd_module_dir/go.mod" ||
-	die "$etcd_module_dir/go.mod does not require go.etcd.io/etcd/server/v3 $ETCD_VERSION; keep it in step with versions.sh"
+# shellcheck source=hack/lib/kube-build.sh
+source "$KIND_REPO_ROOT/hack/lib/kube-build.sh"
+require_pin "$kube_module_dir" k8s.io/kubernetes "$KUBERNETES_VERSION"
+require_pin "$etcd_module_dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 
 bin_dir=$KIND_BIN_DIR
-missing_binaries() {
-	local b
-	for b in "${ALL_BINARIES[@]}"; do
-		[[ -x $bin_dir/$b ]] || printf '%s\n' "$b"
-	done
-}
 
-mapfile -t missing < <(missing_binaries)
+mapfile -t missing < <(missing_in "$bin_dir" "${ALL_BINARIES[@]}")
 if ((${#missing[@]} == 0)); then
 	printf '%s\n' "$bin_dir"
 	exit 0
@@ -43,7 +37,7 @@ fi
 mkdir -p -- "$bin_dir" || die "cannot create $bin_dir"
 need flock "util-linux's flock is needed"
 with_lock "$bin_dir/.lock"
-mapfile -t missing < <(missing_binaries)
+mapfile -t missing < <(missing_in "$bin_dir" "${ALL_BINARIES[@]}")
 if ((${#missing[@]} == 0)); then
 	printf '%s\n' "$bin_dir"
 	exit 0
@@ -53,9 +47,6 @@ need go "Go 1.26+ is needed to build ${missing[*]}"
 
 tmp_dir=$(mktemp -d "$bin_dir/.build.XXXXXX")
 trap 'rm -rf -- "$tmp_dir"' EXIT
-# shellcheck source=hack/lib/kube-build.sh
-source "$KIND_REPO_ROOT/hack/lib/kube-build.sh"
-
 install_built() {
 	local b
 	for b in "$@"; do

@@ -167,3 +167,41 @@ prune_superseded() {
 		[[ $f == "$keep" || ! -f $f ]] || rm -f -- "$f"
 	done
 }
+
+# kind_create_cluster NAME IMAGE KUBECONFIG [KIND-ARGS...]: deletes a cluster of that name if there is one,
+# creates it from cluster.yaml with the node image, writes its kubeconfig, and waits until every node of
+# cluster.yaml is Ready. The caller's kubectl must be "$KIND_BIN_DIR/kubectl --kubeconfig KUBECONFIG".
+kind_create_cluster() {
+	local name=$1 image=$2 kubeconfig=$3
+	shift 3
+	local kind_sh=$KIND_SCRIPT_DIR/kind.sh kubectl=("$KIND_BIN_DIR/kubectl" --kubeconfig "$kubeconfig") nodes
+	if "$kind_sh" get clusters 2>/dev/null | grep -qx -- "$name"; then
+		log "deleting the existing cluster $name"
+		"$kind_sh" delete cluster --name "$name" >&2
+	fi
+	mkdir -p -- "$(dirname -- "$kubeconfig")"
+	"$kind_sh" create cluster --name "$name" --image "$image" --config "$KIND_SCRIPT_DIR/cluster.yaml" \
+		--kubeconfig "$kubeconfig" "$@" >&2
+	nodes=$(grep -Ec '^[[:space:]]*- role:' "$KIND_SCRIPT_DIR/cluster.yaml")
+	for _ in $(seq 1 120); do
+		(($("${kubectl[@]}" get nodes --no-headers 2>/dev/null | wc -l) >= nodes)) && break
+		sleep 1
+	done
+	"${kubectl[@]}" wait --for=condition=Ready nodes --all --timeout=180s >&2 || {
+		"${kubectl[@]}" describe nodes >&2 || true
+		die "not every node of $name became Ready"
+	}
+}
+
+# kind_release_cluster NAME KUBECONFIG: deletes the cluster, or with KEEP_CLUSTER=1 keeps it and says how to
+# reach and delete it. For the EXIT traps of the scripts that create one.
+kind_release_cluster() {
+	local kind_sh=$KIND_SCRIPT_DIR/kind.sh
+	if [[ ${KEEP_CLUSTER:-0} == 1 ]]; then
+		log "keeping cluster $1 (KEEP_CLUSTER=1); kubeconfig: $2"
+		log "delete it with: $kind_sh delete cluster --name $1"
+	else
+		log "deleting cluster $1"
+		"$kind_sh" delete cluster --name "$1" >&2 || true
+	fi
+}

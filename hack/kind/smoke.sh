@@ -19,7 +19,6 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 cluster=${KIND_CLUSTER_NAME:-tandem-e2e}
 kubeconfig=${KIND_KUBECONFIG:-$KIND_CACHE/kubeconfig-$cluster}
-keep=${KEEP_CLUSTER:-0}
 kind_sh=$KIND_SCRIPT_DIR/kind.sh
 t0=$SECONDS
 step_start=$SECONDS
@@ -39,15 +38,7 @@ created=false
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
-	if $created; then
-		if [[ $keep == 1 ]]; then
-			log "keeping cluster $cluster (KEEP_CLUSTER=1); kubeconfig: $kubeconfig"
-			log "delete it with: $kind_sh delete cluster --name $cluster"
-		else
-			log "deleting cluster $cluster"
-			"$kind_sh" delete cluster --name "$cluster" >&2 || true
-		fi
-	fi
+	if $created; then kind_release_cluster "$cluster" "$kubeconfig"; fi
 	if ((rc == 0)); then
 		log "smoke check passed in $((SECONDS - t0))s"
 	else
@@ -59,25 +50,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if "$kind_sh" get clusters 2>/dev/null | grep -qx -- "$cluster"; then
-	step "deleting the existing cluster $cluster"
-	"$kind_sh" delete cluster --name "$cluster" >&2
-fi
-step "creating cluster $cluster from $node_image"
+step "creating cluster $cluster from $node_image, waiting for its nodes to be Ready"
 created=true
-mkdir -p -- "$(dirname -- "$kubeconfig")"
-"$kind_sh" create cluster --name "$cluster" --image "$node_image" \
-	--config "$KIND_SCRIPT_DIR/cluster.yaml" --kubeconfig "$kubeconfig" --retain >&2
-
-step "waiting for 3 nodes to be Ready"
-for _ in $(seq 1 120); do
-	[[ $("${kubectl[@]}" get nodes --no-headers 2>/dev/null | wc -l) -ge 3 ]] && break
-	sleep 1
-done
-"${kubectl[@]}" wait --for=condition=Ready nodes --all --timeout=180s >&2 || {
-	"${kubectl[@]}" describe nodes >&2 || true
-	die "not every node became Ready"
-}
+kind_create_cluster "$cluster" "$node_image" "$kubeconfig" --retain
 "${kubectl[@]}" get nodes -o wide >&2
 
 step "loading $busybox"

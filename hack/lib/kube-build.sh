@@ -37,3 +37,20 @@ etcd_build() {
 		die "building etcd ($1) failed; see the go output above"
 	[[ -x $2/etcd ]] || die "go build reported success but produced no etcd"
 }
+
+# require_pin MODULE_DIR MODULE VERSION: dies unless the wrapper module's go.mod requires MODULE at VERSION, so
+# that a cache keyed by VERSION never holds binaries of another.
+require_pin() {
+	local re=${2//./\\.}
+	grep -Eq "^[[:space:]]*(require[[:space:]]+)?${re} ${3}([[:space:]]*//.*)?\$" "$1/go.mod" ||
+		die "$1/go.mod does not require $2 $3; keep the two in step"
+}
+
+# missing_in DIR BINARY...: prints, one per line, the binaries that are not executable in DIR.
+missing_in() {
+	local dir=$1 b
+	shift
+	for b in "$@"; do
+		[[ -x $dir/$b ]] || printf '%s\n' "$b"
+	done
+}

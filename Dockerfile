@@ -1,5 +1,6 @@
 # tandem's images, from one static binary:
-#   the webhook (the default target): the binary on a minimal base, as a non-root user;
+#   the webhook (the default target; --target webhook builds it alone with any builder): the binary on a minimal
+#   base, as a non-root user;
 #     docker build -t tandem .
 #   the backup sidecar (--target backup): the same binary on Debian with the database clients it runs
 #   (pg_dump/psql 17, mariadb-dump/mariadb 11.8, and MongoDB's mongodump/mongorestore), as a non-root user;
@@ -28,6 +29,16 @@ COPY webhook/ webhook/
 COPY backup/ backup/
 ARG VERSION=devel
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tandem ./cmd/tandem
+
+FROM ${BASE_IMAGE} AS webhook
+ARG VERSION=devel
+LABEL org.opencontainers.image.title=tandem \
+      org.opencontainers.image.description="Backup sidecars for annotated database Pods; Job and CronJob defaults" \
+      org.opencontainers.image.version=${VERSION}
+COPY --from=build /out/tandem /tandem
+USER 65532:65532
+ENTRYPOINT ["/tandem"]
+CMD ["webhook"]
 
 FROM ${BACKUP_BASE_IMAGE} AS backup
 # MongoDB's tools are not in Debian; they come from MongoDB's download site. Empty: the image has none (the
@@ -59,12 +70,7 @@ WORKDIR /home/nonroot
 ENTRYPOINT ["/usr/local/bin/tandem"]
 CMD ["backup"]
 
-FROM ${BASE_IMAGE} AS webhook
-ARG VERSION=devel
-LABEL org.opencontainers.image.title=tandem \
-      org.opencontainers.image.description="Backup sidecars for annotated database Pods; Job and CronJob defaults" \
-      org.opencontainers.image.version=${VERSION}
-COPY --from=build /out/tandem /tandem
-USER 65532:65532
-ENTRYPOINT ["/tandem"]
-CMD ["webhook"]
+# The default target is the webhook image. It comes last because the legacy builder (docker build without
+# BuildKit) builds every stage up to its target: the webhook stage is before the backup stage, so building the
+# webhook needs neither the Debian base nor the database clients.
+FROM webhook AS default

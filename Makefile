@@ -42,13 +42,19 @@ fuzz: ## Fuzz the admission handlers for FUZZTIME (default 1m).
 test: lint unit e2e image-check kind-check ## Everything CI runs.
 
 .PHONY: lint
-lint: ## gofmt, go vet, go build.
+lint: ## gofmt, go vet, go build, pinned versions agree.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) build ./...
+	hack/verify-pins.sh
+
+.PHONY: deps
+deps: ## Install or build, once, what the unit tests run against (PostgreSQL, MariaDB, versitygw, helm).
+	hack/backup-deps.sh >/dev/null
+	hack/tools.sh helm >/dev/null
 
 .PHONY: unit
-unit: ## Unit, golden-file, handler and chart tests, and a short fuzz run.
+unit: deps ## Unit, golden-file, handler and chart tests, and a short fuzz run.
 	helm=$$(hack/tools.sh helm) && HELM="$$helm" $(GO) test $$($(GO) list ./... | grep -v '/e2e$$')
 	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzHandlers -fuzztime 10s
 

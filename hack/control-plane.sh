@@ -18,11 +18,6 @@
 # builds only). Progress goes to stderr; stdout is exactly one line.
 set -euo pipefail
 
-# --- pinned versions (bump here AND in the wrapper go.mod files) -----------
-KUBERNETES_VERSION=v1.37.2 # k8s.io/kubernetes; matches k8s.io/api v0.37.2
-ETCD_VERSION=v3.7.0        # go.etcd.io/etcd/server/v3; kubeadm v1.37's default etcd
-# ---------------------------------------------------------------------------
-
 KUBE_BINARIES=(kube-apiserver kube-controller-manager kubectl)
 ALL_BINARIES=("${KUBE_BINARIES[@]}" etcd)
 
@@ -33,6 +28,8 @@ die() {
 }
 
 script_dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
+# shellcheck source=hack/versions.sh
+source "$script_dir/versions.sh"
 kube_module_dir=$script_dir/control-plane/kubernetes
 etcd_module_dir=$script_dir/control-plane/etcd
 
@@ -52,8 +49,7 @@ source "$script_dir/lib/kube-build.sh"
 require_pin "$kube_module_dir" k8s.io/kubernetes "$KUBERNETES_VERSION"
 require_pin "$etcd_module_dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 
-cache_root=${TANDEM_CACHE:-${XDG_CACHE_HOME:-${HOME:?neither TANDEM_CACHE, XDG_CACHE_HOME nor HOME is set}/.cache}/tandem}
-version_dir=$cache_root/control-plane/${KUBERNETES_VERSION}-etcd${ETCD_VERSION#v}
+version_dir=$TANDEM_CACHE_DIR/control-plane/${KUBERNETES_VERSION}-etcd${ETCD_VERSION#v}
 mkdir -p -- "$version_dir/bin" || die "cannot create cache directory $version_dir/bin"
 version_dir=$(cd -- "$version_dir" && pwd -P)
 bin_dir=$version_dir/bin

@@ -4,7 +4,7 @@
 #   1. makes (or finds, cached) every image, with no registry: the kind node image (hack/kind/node-image.sh),
 #      busybox and PostgreSQL from Debian's packages (hack/kind/images.sh), tandem's webhook and backup images
 #      from the project's Dockerfile (hack/image.sh), and an S3-compatible store (versitygw, built from the Go
-#      module proxy by hack/backup-deps.sh);
+#      module proxy by hack/tools.sh);
 #   2. creates the cluster $KIND_CLUSTER_NAME (default tandem-e2e: one control plane, two workers,
 #      hack/kind/cluster.yaml) and loads the images;
 #   3. installs the store, and tandem with its Helm chart (tls.mode=helm: cert-manager's controllers cannot be
@@ -18,7 +18,7 @@
 # cert-manager is installed from its release manifest (CERT_MANAGER_VERSION) and tandem uses it.
 #
 # Needs: bash, Go, a Docker engine, root for the first image builds (debootstrap, apt-get). Versions are
-# pinned in hack/kind/versions.sh, hack/tools.sh and hack/backup-deps.sh.
+# pinned in hack/versions.sh.
 set -euo pipefail
 KIND_LOG_PREFIX=e2e-kind
 # shellcheck source=hack/kind/lib.sh
@@ -46,10 +46,7 @@ step() {
 if [[ ${1:-} == --static ]]; then
 	mapfile -t scripts < <(cd "$root" && git ls-files '*.sh' 'hack/kind/docker-shim/*')
 	for f in "${scripts[@]}"; do bash -n "$root/$f" || die "bash -n $f failed"; done
-	if ! command -v shellcheck >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck; } >&2 || true
-	fi
-	command -v shellcheck >/dev/null || die "shellcheck is not installed (apt-get install shellcheck)"
+	command -v shellcheck >/dev/null || apt_install shellcheck
 	(cd "$root" && shellcheck -x --severity=warning "${scripts[@]}") || die "shellcheck found problems"
 	(cd "$KIND_SCRIPT_DIR/configcheck" && GOWORK=off go run . ../cluster.yaml) || die "hack/kind/cluster.yaml is not a valid kind configuration"
 	log "static checks passed: bash -n and shellcheck of ${#scripts[@]} scripts, hack/kind/cluster.yaml against kind's types"
@@ -64,7 +61,7 @@ version=$(git -C "$root" describe --tags --always --dirty 2>/dev/null || echo de
 # --- 1. images ----------------------------------------------------------------------------------------------
 step "images"
 if [[ $public == 1 ]]; then
-	node_image=${KIND_NODE_IMAGE:?E2E_KIND_PUBLIC=1 needs KIND_NODE_IMAGE (kindest/node for Kubernetes v1.37)}
+	node_image=${KIND_NODE_IMAGE:-$KIND_PUBLIC_NODE_IMAGE}
 	busybox=docker.io/library/busybox:1.37
 	postgres=docker.io/library/postgres:17
 	docker pull -q "$busybox" >&2 && docker pull -q "$postgres" >&2
@@ -87,8 +84,7 @@ fi
 [[ $postgres_user =~ ^[0-9]+:[0-9]+$ ]] || die "the postgres image's user is '$postgres_user', want uid:gid"
 
 # The store: versitygw (posix backend) on the non-root base, with the bucket as a directory it owns.
-versitygw=$("$root/hack/backup-deps.sh" versitygw | sed -n 's/^VERSITYGW=//p')
-[[ -x $versitygw ]] || die "hack/backup-deps.sh printed no VERSITYGW"
+versitygw=$("$root/hack/tools.sh" versitygw)
 store_image=tandem-local/versitygw:$(basename "$(dirname "$versitygw")" | sed 's/^versitygw-//')-$(sha256sum "$versitygw" | cut -c1-12)
 if ! docker image inspect "$store_image" >/dev/null 2>&1; then
 	log "making $store_image"
@@ -188,7 +184,7 @@ chart_args=(
 	-f "$values"
 )
 if [[ $public == 1 ]]; then
-	cm_version=${CERT_MANAGER_VERSION:-v1.21.2}
+	cm_version=$CERT_MANAGER_VERSION
 	"${kubectl[@]}" apply -f "https://github.com/cert-manager/cert-manager/releases/download/$cm_version/cert-manager.yaml" >&2
 	"${kubectl[@]}" -n cert-manager wait --for=condition=Available deploy --all --timeout=5m >&2
 else

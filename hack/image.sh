@@ -23,13 +23,17 @@ tag=${1:-tandem$([[ $target == backup ]] && echo -backup):dev}
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)
 log() { printf 'image: %s\n' "$*" >&2; }
 die() { printf 'image: error: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=hack/lib/apt.sh
+source "$root/hack/lib/apt.sh"
+# shellcheck source=hack/versions.sh
+source "$root/hack/versions.sh"
 
 docker info >/dev/null 2>&1 || die "no Docker engine answers"
 goroot=$(go env GOROOT)
 goversion=$(go env GOVERSION)
 go_image=tandem-local/go:${goversion#go}
 base_image=tandem-local/static:nonroot
-debian_suite=trixie # the backup image's Debian; keep in step with BACKUP_BASE_IMAGE in the Dockerfile
+debian_suite=$BACKUP_DEBIAN_SUITE
 debian_image=tandem-local/debian:$debian_suite
 
 work=$(mktemp -d)
@@ -46,11 +50,7 @@ fi
 
 if ! docker image inspect "$go_image" >/dev/null 2>&1; then
 	busybox=/bin/busybox
-	if ! dpkg -s busybox-static >/dev/null 2>&1; then
-		log "installing Debian's busybox-static for the build stage's /bin/sh"
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static; } >&2 ||
-			die "could not install busybox-static"
-	fi
+	apt_install busybox-static # the build stage's /bin/sh
 	log "making $go_image from $goroot and $busybox"
 	mkdir -p "$work/go/bin" "$work/go/usr/local" "$work/go/etc/ssl/certs" "$work/go/tmp" "$work/go/root"
 	cp "$busybox" "$work/go/bin/busybox"
@@ -63,11 +63,7 @@ if ! docker image inspect "$go_image" >/dev/null 2>&1; then
 fi
 
 if [[ $target == backup ]] && ! docker image inspect "$debian_image" >/dev/null 2>&1; then
-	if ! command -v debootstrap >/dev/null; then
-		log "installing Debian's debootstrap"
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap; } >&2 ||
-			die "could not install debootstrap"
-	fi
+	command -v debootstrap >/dev/null || apt_install debootstrap
 	mirror=$(sed -n 's/^URIs: *//p; s/^deb \(\[[^]]*\] \)\{0,1\}\(http[^ ]*\) .*/\2/p' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null | grep -v security | head -n 1) || true
 	mirror=${mirror:-http://deb.debian.org/debian}
 	log "making $debian_image with debootstrap from $mirror (about a minute)"

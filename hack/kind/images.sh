@@ -52,6 +52,7 @@ save() {
 
 busybox_image() {
 	local version key tag tar tmp a
+	apt_update
 	version=$(apt-cache policy busybox-static 2>/dev/null | sed -n 's/^[[:space:]]*Candidate:[[:space:]]*//p')
 	[[ -n $version && $version != "(none)" ]] ||
 		die "apt knows no busybox-static package (run apt-get update; a $DEBIAN_SUITE mirror is needed)"

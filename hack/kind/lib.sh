@@ -7,6 +7,8 @@ KIND_SCRIPT_DIR=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)
 KIND_REPO_ROOT=$(cd -- "$KIND_SCRIPT_DIR/../.." && pwd -P)
 # shellcheck source=hack/kind/versions.sh
 source "$KIND_SCRIPT_DIR/versions.sh"
+# shellcheck source=hack/lib/apt.sh
+source "$KIND_REPO_ROOT/hack/lib/apt.sh"
 
 log() { printf '%s: %s\n' "${KIND_LOG_PREFIX:-kind}" "$*" >&2; }
 die() {
@@ -24,22 +26,17 @@ need_root() {
 }
 
 # The kind binary: $KIND if set, else kind on PATH or in $(go env GOPATH)/bin
-# when it reports $KIND_VERSION; else install it into the cache.
+# when it reports $KIND_VERSION; else the one hack/tools.sh builds.
 kind_bin() {
 	local k
-	for k in "${KIND:-}" "$(command -v kind 2>/dev/null || true)" "$(go env GOPATH 2>/dev/null)/bin/kind" "$KIND_CACHE/tools/kind-$KIND_VERSION/kind"; do
+	for k in "${KIND:-}" "$(command -v kind 2>/dev/null || true)" "$(go env GOPATH 2>/dev/null)/bin/kind"; do
 		[[ -n $k && -x $k ]] || continue
 		if [[ $("$k" version 2>/dev/null) == "kind $KIND_VERSION "* ]]; then
 			printf '%s\n' "$k"
 			return 0
 		fi
 	done
-	need go "Go is needed to install kind $KIND_VERSION"
-	log "installing kind $KIND_VERSION into $KIND_CACHE/tools/kind-$KIND_VERSION"
-	mkdir -p -- "$KIND_CACHE/tools/kind-$KIND_VERSION"
-	GOWORK=off GOFLAGS=-mod=mod GOBIN=$KIND_CACHE/tools/kind-$KIND_VERSION \
-		go install "sigs.k8s.io/kind@$KIND_VERSION" >&2 || die "go install sigs.k8s.io/kind@$KIND_VERSION failed"
-	printf '%s\n' "$KIND_CACHE/tools/kind-$KIND_VERSION/kind"
+	"$KIND_REPO_ROOT/hack/tools.sh" kind
 }
 
 # Directory of the kind module in the module cache (downloads it if needed).
@@ -117,11 +114,7 @@ debootstrap_tar() {
 		return
 	fi
 	need_root "debootstrap of the $name rootfs"
-	if ! command -v debootstrap >/dev/null 2>&1; then
-		log "installing debootstrap from apt"
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends debootstrap >&2 ||
-			die "debootstrap is missing and apt-get install debootstrap failed"
-	fi
+	command -v debootstrap >/dev/null 2>&1 || apt_install debootstrap
 	mkdir -p -- "$KIND_CACHE/rootfs"
 	tmp=$(mktemp -d "$KIND_CACHE/rootfs/.$name.XXXXXX")
 	log "debootstrap $DEBIAN_SUITE ($name: $packages) from $mirror"

@@ -43,7 +43,7 @@ mirror=$(debian_mirror)
 
 # Everything the image is made of, except the binaries, which are keyed by
 # their versions (in versions.sh) and built deterministically.
-hash=$(hash_inputs "$KIND_SCRIPT_DIR/versions.sh" "$KIND_SCRIPT_DIR/lib.sh" "$KIND_SCRIPT_DIR/node-image.sh" \
+hash=$(hash_inputs "$KIND_REPO_ROOT/hack/versions.sh" "$KIND_SCRIPT_DIR/versions.sh" "$KIND_SCRIPT_DIR/lib.sh" "$KIND_SCRIPT_DIR/node-image.sh" \
 	"$KIND_REPO_ROOT/hack/control-plane/kubernetes/go.mod" "$node_dir" "$kind_files" "mirror=$mirror" "arch=$(uname -m)")
 tag=$LOCAL_REPO/kind-node:$KUBERNETES_VERSION-$hash
 image_dir=$KIND_CACHE/images
@@ -99,7 +99,7 @@ node_rootfs=$(<"$tmp/node_rootfs")
 kube_proxy_rootfs=$(<"$tmp/kube_proxy_rootfs")
 
 # --- 2. component images ---------------------------------------------------
-components_hash=$(hash_inputs "$KIND_SCRIPT_DIR/versions.sh" "$KIND_SCRIPT_DIR/node-image.sh" "bin=$bin_dir" "kube-proxy-rootfs=$kube_proxy_rootfs")
+components_hash=$(hash_inputs "$KIND_REPO_ROOT/hack/versions.sh" "$KIND_SCRIPT_DIR/versions.sh" "$KIND_SCRIPT_DIR/node-image.sh" "bin=$bin_dir" "kube-proxy-rootfs=$kube_proxy_rootfs")
 components_tar=$image_dir/components-$KUBERNETES_VERSION-$components_hash.tar
 path_env='ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 

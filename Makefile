@@ -86,7 +86,7 @@ image: ## Build tandem:dev and tandem-backup:dev with docker build and the Docke
 .PHONY: bench
 bench: ## Load-test tandem against a floor and a no-op controller-runtime server (table, bin/bench/*.json, latency PNG).
 	$(GO) run ./hack/bench -out bin/bench/bench-results.json
-	$(GO) test ./webhook/inject/ ./webhook/server/ ./webhook/jobs/ -run '^$$' -bench . -benchmem
+	$(GO) test ./webhook/podinject/ ./webhook/server/ ./webhook/jobdefaults/ -run '^$$' -bench . -benchmem
 
 ##@ Local control plane
 

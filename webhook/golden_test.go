@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/manifests"
+	"github.com/tandem-dev/tandem/webhook/offline"
 	"github.com/tandem-dev/tandem/webhook/server"
 )
 
@@ -54,7 +54,7 @@ func TestInjection(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, out, refusal := offline(t, input, cfg)
+			got, out, refusal := runOffline(t, input, cfg)
 			golden := in + ".injected"
 			if *update {
 				if err := os.WriteFile(golden, got, 0o644); err != nil {
@@ -73,7 +73,7 @@ func TestInjection(t *testing.T) {
 					return
 				}
 				var again bytes.Buffer
-				res, err := manifests.Inject(bytes.NewReader(out), &again, cfg)
+				res, err := offline.Inject(bytes.NewReader(out), &again, cfg)
 				if err != nil || res.Changed != 0 || !bytes.Equal(again.Bytes(), out) {
 					t.Errorf("injecting the output again changed it (err %v, %d documents changed)", err, res.Changed)
 				}
@@ -89,12 +89,12 @@ func TestInjection(t *testing.T) {
 	}
 }
 
-// offline runs tandem inject on input and returns the golden file's content: the warnings and the refusal as
+// runOffline runs tandem inject on input and returns the golden file's content: the warnings and the refusal as
 // comments, then the output.
-func offline(t *testing.T, input []byte, cfg *config.Config) (golden, out []byte, refusal string) {
+func runOffline(t *testing.T, input []byte, cfg *config.Config) (golden, out []byte, refusal string) {
 	t.Helper()
 	var buf, stdout bytes.Buffer
-	res, err := manifests.Inject(bytes.NewReader(input), &stdout, cfg)
+	res, err := offline.Inject(bytes.NewReader(input), &stdout, cfg)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(&buf, "# Warning: %s\n", w)
 	}
@@ -178,7 +178,7 @@ func podsIn(t *testing.T, raw []byte) [][]byte {
 	}
 	apiVersion, _ := obj["apiVersion"].(string)
 	kind, _ := obj["kind"].(string)
-	path, ok := manifests.TemplatePath(apiVersion, kind)
+	path, ok := offline.TemplatePath(apiVersion, kind)
 	if !ok {
 		return nil
 	}

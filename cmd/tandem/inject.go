@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/manifests"
+	"github.com/tandem-dev/tandem/webhook/offline"
 )
 
 func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
@@ -50,7 +50,7 @@ Flags:
 		defer f.Close()
 		in = f
 	}
-	res, err := manifests.Inject(in, stdout, cfg)
+	res, err := offline.Inject(in, stdout, cfg)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "Warning: %s\n", w)
 	}

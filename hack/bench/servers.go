@@ -24,7 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/tandem-dev/tandem/webhook/inject/injecttest"
+	"github.com/tandem-dev/tandem/webhook/podinject/injecttest"
 )
 
 // binaries are the three servers' executables.

@@ -11,7 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/tandem-dev/tandem/webhook/inject/injecttest"
+	"github.com/tandem-dev/tandem/webhook/podinject/injecttest"
 	"github.com/tandem-dev/tandem/webhook/server"
 )
 

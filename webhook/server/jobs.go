@@ -12,7 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/jobs"
+	"github.com/tandem-dev/tandem/webhook/jobdefaults"
 )
 
 // Endpoints of the Job and CronJob defaulter.
@@ -33,9 +33,9 @@ func (m *JobMutator) Mutate(_ context.Context, req admission.Request) admission.
 	if req.Operation != admissionv1.Create || req.SubResource != "" {
 		return admission.Allowed("")
 	}
-	d := jobs.New(m.Config.Get())
+	d := jobdefaults.New(m.Config.Get())
 	var (
-		plan *jobs.Plan
+		plan *jobdefaults.Plan
 		err  error
 		name string
 	)
@@ -58,7 +58,7 @@ func (m *JobMutator) Mutate(_ context.Context, req admission.Request) admission.
 		return wrongKind(m.Log, "tandem's Job defaulter", req)
 	}
 	if err != nil {
-		var refusal *jobs.Refusal
+		var refusal *jobdefaults.Refusal
 		if !errors.As(err, &refusal) {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}

@@ -4,7 +4,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
-	"github.com/tandem-dev/tandem/webhook/inject"
+	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
 // podInjections counts what tandem did with each pod that reached it, so a platform team can alert on refusals.
@@ -27,6 +27,6 @@ func countDefaults(kind, result string) {
 	jobDefaults.WithLabelValues(kind, result).Inc()
 }
 
-func countInjection(profile string, outcome inject.Outcome) {
+func countInjection(profile string, outcome podinject.Outcome) {
 	podInjections.WithLabelValues(profile, string(outcome)).Inc()
 }

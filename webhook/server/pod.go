@@ -13,7 +13,7 @@ import (
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/inject"
+	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
 // PodPath is the endpoint of the pod injector.
@@ -38,19 +38,19 @@ func (m *PodMutator) Mutate(_ context.Context, req admission.Request) admission.
 	if err != nil {
 		return admission.Errored(http.StatusBadRequest, fmt.Errorf("decoding the pod: %w", err))
 	}
-	plan, err := inject.New(m.Config.Get()).Plan(&pod.ObjectMeta, &pod.Spec)
+	plan, err := podinject.New(m.Config.Get()).Plan(&pod.ObjectMeta, &pod.Spec)
 	if err != nil {
-		var refusal *inject.Refusal
+		var refusal *podinject.Refusal
 		if !errors.As(err, &refusal) {
 			return admission.Errored(http.StatusInternalServerError, err)
 		}
 		profile := pod.Annotations[annotations.Backup]
-		countInjection(profile, inject.Refused)
+		countInjection(profile, podinject.Refused)
 		m.Log.Info("refused backup sidecar injection", "pod", podKey(req.Namespace, pod), "profile", profile, "reason", err.Error())
 		return admission.Denied(err.Error())
 	}
 	countInjection(plan.Profile, plan.Outcome)
-	if plan.Outcome != inject.Injected {
+	if plan.Outcome != podinject.Injected {
 		return admission.Allowed("").WithWarnings(plan.Warnings...)
 	}
 	if log := m.Log.V(1); log.Enabled() { // the arguments cost even when the line is not logged

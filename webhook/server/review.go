@@ -21,7 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/tandem-dev/tandem/webhook/inject"
+	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
 // MaxRequestBytes bounds an AdmissionReview: two objects of at most 3 MiB each and the envelope, as
@@ -188,7 +188,7 @@ func objectOf[T any, PT interface {
 	return obj, json.Unmarshal(req.Object.Raw, obj)
 }
 
-// complete does what admission.Response.Complete does, but encodes the patch with inject.MarshalPatch, in one
+// complete does what admission.Response.Complete does, but encodes the patch with podinject.MarshalPatch, in one
 // pass instead of two. The bytes are the same.
 func complete(resp *admission.Response, req admission.Request) error {
 	ops := resp.Patches
@@ -196,7 +196,7 @@ func complete(resp *admission.Response, req admission.Request) error {
 	if err := resp.Complete(req); err != nil || len(ops) == 0 {
 		return err
 	}
-	patch, err := inject.MarshalPatch(ops)
+	patch, err := podinject.MarshalPatch(ops)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package jobs
+package jobdefaults
 
 import (
 	"encoding/json"

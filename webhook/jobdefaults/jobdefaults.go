@@ -1,4 +1,4 @@
-// Package jobs fills in the Job and CronJob fields that teams forget, from the jobs and cronJobs sections of
+// Package jobdefaults fills in the Job and CronJob fields that teams forget, from the jobs and cronJobs sections of
 // tandem's configuration. It is plain Go on typed objects: the webhook and the offline `tandem inject` both call
 // it, and its only output is a Plan and the JSON patch that carries it out.
 //
@@ -50,7 +50,7 @@
 // A plan that sets anything adds the field paths to the annotation tandem.dev/defaulted (merged with the paths
 // already there) and carries one warning listing the fields and values set. Running the defaulter again on its
 // own output plans nothing: every rule leaves a field that already holds the configured value alone.
-package jobs
+package jobdefaults
 
 import (
 	"fmt"

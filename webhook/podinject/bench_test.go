@@ -1,4 +1,4 @@
-package inject_test
+package podinject_test
 
 import (
 	"bytes"
@@ -10,8 +10,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/inject"
-	"github.com/tandem-dev/tandem/webhook/inject/injecttest"
+	"github.com/tandem-dev/tandem/webhook/podinject"
+	"github.com/tandem-dev/tandem/webhook/podinject/injecttest"
 )
 
 func decodePod(tb testing.TB, raw []byte) *corev1.Pod {
@@ -28,14 +28,14 @@ func decodePod(tb testing.TB, raw []byte) *corev1.Pod {
 // the request by the server package's BenchmarkPodHandler.
 func BenchmarkInjectPod(b *testing.B) {
 	pod := decodePod(b, injecttest.PostgresPod())
-	in := inject.New(config.Default())
+	in := podinject.New(config.Default())
 	b.ReportAllocs()
 	for b.Loop() {
 		plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
-		if err != nil || plan.Outcome != inject.Injected {
+		if err != nil || plan.Outcome != podinject.Injected {
 			b.Fatalf("outcome %v, error %v", plan, err)
 		}
-		if _, err := inject.MarshalPatch(plan.Patch("", &pod.ObjectMeta, &pod.Spec)); err != nil {
+		if _, err := podinject.MarshalPatch(plan.Patch("", &pod.ObjectMeta, &pod.Spec)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -45,11 +45,11 @@ func BenchmarkInjectPod(b *testing.B) {
 // injector's part of answering a pod that did not opt in.
 func BenchmarkInjectPodWithoutAnnotations(b *testing.B) {
 	pod := decodePod(b, injecttest.UnannotatedPod())
-	in := inject.New(config.Default())
+	in := podinject.New(config.Default())
 	b.ReportAllocs()
 	for b.Loop() {
 		plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
-		if err != nil || plan.Outcome != inject.Skipped {
+		if err != nil || plan.Outcome != podinject.Skipped {
 			b.Fatalf("outcome %v, error %v", plan, err)
 		}
 		if ops := plan.Patch("", &pod.ObjectMeta, &pod.Spec); ops != nil {
@@ -62,7 +62,7 @@ func BenchmarkInjectPodWithoutAnnotations(b *testing.B) {
 // json.Marshal writes for the same operations: the benchmark's pod, and the operations with a nil value.
 func TestMarshalPatchIsJSONMarshal(t *testing.T) {
 	pod := decodePod(t, injecttest.PostgresPod())
-	plan, err := inject.New(config.Default()).Plan(&pod.ObjectMeta, &pod.Spec)
+	plan, err := podinject.New(config.Default()).Plan(&pod.ObjectMeta, &pod.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func TestMarshalPatchIsJSONMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := inject.MarshalPatch(ops)
+		got, err := podinject.MarshalPatch(ops)
 		if err != nil || !bytes.Equal(got, want) {
 			t.Errorf("%s: MarshalPatch = %s, %v\njson.Marshal = %s", name, got, err, want)
 		}

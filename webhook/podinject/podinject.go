@@ -1,7 +1,7 @@
-// Package inject decides what backup sidecar, volumes and annotation a pod gains, from its annotations and a
+// Package podinject decides what backup sidecar, volumes and annotation a pod gains, from its annotations and a
 // profile of the configuration. It is plain Go on typed objects: the webhook and the offline `tandem inject`
 // both call it, and its only output is a Plan and the JSON patch that carries it out.
-package inject
+package podinject
 
 import (
 	"fmt"

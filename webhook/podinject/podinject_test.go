@@ -1,4 +1,4 @@
-package inject_test
+package podinject_test
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/inject"
+	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
 // dbPod is the database Pod of the design: one container, a data volume, and the annotations given.
@@ -73,20 +73,20 @@ func TestPlan(t *testing.T) {
 	tests := []struct {
 		name    string
 		pod     *corev1.Pod
-		outcome inject.Outcome
+		outcome podinject.Outcome
 		refused []string // substrings of the refusal
-		check   func(t *testing.T, p *inject.Plan)
+		check   func(t *testing.T, p *podinject.Plan)
 	}{
-		{name: "pod without annotations is skipped", pod: dbPod(nil), outcome: inject.Skipped},
-		{name: `"false" opts out`, pod: dbPod(optIn(annotations.Backup, "false")), outcome: inject.Skipped},
-		{name: "pod already injected is left alone", pod: dbPod(optIn(annotations.Injected, "postgres")), outcome: inject.Skipped,
-			check: func(t *testing.T, p *inject.Plan) {
+		{name: "pod without annotations is skipped", pod: dbPod(nil), outcome: podinject.Skipped},
+		{name: `"false" opts out`, pod: dbPod(optIn(annotations.Backup, "false")), outcome: podinject.Skipped},
+		{name: "pod already injected is left alone", pod: dbPod(optIn(annotations.Injected, "postgres")), outcome: podinject.Skipped,
+			check: func(t *testing.T, p *podinject.Plan) {
 				if p.Container != nil || len(p.Volumes) > 0 {
 					t.Errorf("plan adds to an injected pod: %+v", p)
 				}
 			}},
-		{name: "example pod gets sidecar, backup volume and secret volume", pod: dbPod(optIn()), outcome: inject.Injected,
-			check: func(t *testing.T, p *inject.Plan) {
+		{name: "example pod gets sidecar, backup volume and secret volume", pod: dbPod(optIn()), outcome: podinject.Injected,
+			check: func(t *testing.T, p *podinject.Plan) {
 				c := p.Container
 				if c == nil || c.Name != config.DefaultContainerName || p.Native {
 					t.Fatalf("container = %+v, native %v", c, p.Native)
@@ -118,39 +118,39 @@ func TestPlan(t *testing.T) {
 					t.Errorf("warnings = %q", p.Warnings)
 				}
 			}},
-		{name: `"true" selects the default profile`, pod: dbPod(optIn(annotations.Backup, "true")), outcome: inject.Injected,
-			check: func(t *testing.T, p *inject.Plan) {
+		{name: `"true" selects the default profile`, pod: dbPod(optIn(annotations.Backup, "true")), outcome: podinject.Injected,
+			check: func(t *testing.T, p *podinject.Plan) {
 				if p.Profile != "postgres" {
 					t.Errorf("profile = %q, want the default, postgres", p.Profile)
 				}
 			}},
-		{name: "unknown profile is refused with the known ones", pod: dbPod(optIn(annotations.Backup, "postgress")), outcome: inject.Refused,
+		{name: "unknown profile is refused with the known ones", pod: dbPod(optIn(annotations.Backup, "postgress")), outcome: podinject.Refused,
 			refused: []string{`unknown profile "postgress"`, "located, mongodb, mysql, native, postgres"}},
-		{name: "missing location without profile default is refused", pod: dbPod(optIn(annotations.BackupLocation, "<delete>")), outcome: inject.Refused,
+		{name: "missing location without profile default is refused", pod: dbPod(optIn(annotations.BackupLocation, "<delete>")), outcome: podinject.Refused,
 			refused: []string{"annotation tandem.dev/backup-location is required"}},
 		{name: "profile default location, interval and database apply", pod: dbPod(optIn(annotations.Backup, "located", annotations.BackupLocation, "<delete>")),
-			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
 				env := envOf(p.Container)
 				if env["BACKUP_LOCATION"].Value != "s3://platform-bucket/backups" || env["BACKUP_INTERVAL_SECONDS"].Value != "21600" || env["DATABASE_NAME"].Value != "app" {
 					t.Errorf("env = %+v", p.Container.Env)
 				}
 			}},
 		{name: "annotations override the profile's interval and database", pod: dbPod(optIn(annotations.BackupInterval, "90m", annotations.Database, "orders")),
-			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
 				env := envOf(p.Container)
 				if env["BACKUP_INTERVAL"].Value != "90m" || env["BACKUP_INTERVAL_SECONDS"].Value != "5400" || env["DATABASE_NAME"].Value != "orders" {
 					t.Errorf("env = %+v", p.Container.Env)
 				}
 			}},
-		{name: "malformed location is refused", pod: dbPod(optIn(annotations.BackupLocation, "my-bucket/backups")), outcome: inject.Refused,
+		{name: "malformed location is refused", pod: dbPod(optIn(annotations.BackupLocation, "my-bucket/backups")), outcome: podinject.Refused,
 			refused: []string{"annotation tandem.dev/backup-location", "s3://bucket/prefix"}},
-		{name: "bad duration is refused", pod: dbPod(optIn(annotations.BackupInterval, "daily")), outcome: inject.Refused,
+		{name: "bad duration is refused", pod: dbPod(optIn(annotations.BackupInterval, "daily")), outcome: podinject.Refused,
 			refused: []string{"annotation tandem.dev/backup-interval", `"daily" is not a Go duration`}},
-		{name: "every bad annotation is reported at once", pod: dbPod(optIn(annotations.BackupInterval, "0s", annotations.DatabaseSecret, "DB_Secrets")), outcome: inject.Refused,
+		{name: "every bad annotation is reported at once", pod: dbPod(optIn(annotations.BackupInterval, "0s", annotations.DatabaseSecret, "DB_Secrets")), outcome: podinject.Refused,
 			refused: []string{"tandem.dev/backup-interval", "tandem.dev/database-secret"}},
-		{name: "empty profile is refused", pod: dbPod(optIn(annotations.Backup, "")), outcome: inject.Refused, refused: []string{"tandem.dev/backup: is empty"}},
+		{name: "empty profile is refused", pod: dbPod(optIn(annotations.Backup, "")), outcome: podinject.Refused, refused: []string{"tandem.dev/backup: is empty"}},
 		{name: "custom secret key and credentials", pod: dbPod(optIn(annotations.DatabaseSecretKey, "password", annotations.BackupCredentials, "s3-creds")),
-			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
 				if k := envOf(p.Container)["DATABASE_PASSWORD"].ValueFrom.SecretKeyRef.Key; k != "password" {
 					t.Errorf("secret key = %q", k)
 				}
@@ -159,36 +159,36 @@ func TestPlan(t *testing.T) {
 				}
 			}},
 		{name: "secret name that is not a volume name gets a fixed volume name", pod: dbPod(optIn(annotations.DatabaseSecret, "db.secrets")),
-			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
 				if p.Volumes[1].Name != "database-secret" || p.Volumes[1].Secret.SecretName != "db.secrets" {
 					t.Errorf("secret volume = %+v", p.Volumes[1])
 				}
 			}},
-		{name: "no database secret is a warning, not a refusal", pod: dbPod(optIn(annotations.DatabaseSecret, "<delete>")), outcome: inject.Injected,
-			check: func(t *testing.T, p *inject.Plan) {
+		{name: "no database secret is a warning, not a refusal", pod: dbPod(optIn(annotations.DatabaseSecret, "<delete>")), outcome: podinject.Injected,
+			check: func(t *testing.T, p *podinject.Plan) {
 				wantWarning(t, p, "tandem.dev/database-secret is not set")
 				if _, ok := envOf(p.Container)["DATABASE_PASSWORD"]; ok {
 					t.Error("DATABASE_PASSWORD set without a secret")
 				}
 			}},
 		{name: "native profile puts the sidecar in initContainers with restartPolicy Always", pod: dbPod(optIn(annotations.Backup, "native")),
-			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
 				if !p.Native || p.Container.RestartPolicy == nil || *p.Container.RestartPolicy != corev1.ContainerRestartPolicyAlways {
 					t.Errorf("native %v, restartPolicy %v", p.Native, p.Container.RestartPolicy)
 				}
 			}},
 		{name: "regular sidecar in a pod that must complete is a warning", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) { s.RestartPolicy = corev1.RestartPolicyNever }),
-			outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) { wantWarning(t, p, "nativeSidecar: true") }},
-		{name: "unknown tandem annotation is a warning", pod: dbPod(optIn("tandem.dev/backup-locaton", "s3://x/y")), outcome: inject.Injected,
-			check: func(t *testing.T, p *inject.Plan) {
+			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) { wantWarning(t, p, "nativeSidecar: true") }},
+		{name: "unknown tandem annotation is a warning", pod: dbPod(optIn("tandem.dev/backup-locaton", "s3://x/y")), outcome: podinject.Injected,
+			check: func(t *testing.T, p *podinject.Plan) {
 				wantWarning(t, p, "unknown annotation tandem.dev/backup-locaton is ignored")
 			}},
-		{name: "injection annotation without opt-in is a warning", pod: dbPod(map[string]string{annotations.BackupLocation: "s3://x/y"}), outcome: inject.Skipped,
-			check: func(t *testing.T, p *inject.Plan) { wantWarning(t, p, "tandem.dev/backup is not") }},
+		{name: "injection annotation without opt-in is a warning", pod: dbPod(map[string]string{annotations.BackupLocation: "s3://x/y"}), outcome: podinject.Skipped,
+			check: func(t *testing.T, p *podinject.Plan) { wantWarning(t, p, "tandem.dev/backup is not") }},
 		{name: "existing identical volume is reused, not duplicated", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
 			mode := int32(0o644) // the API server defaults defaultMode; tandem does not set it, so it does not count
 			s.Volumes = append(s.Volumes, corev1.Volume{Name: "db-secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db-secrets", DefaultMode: &mode}}})
-		}), outcome: inject.Injected, check: func(t *testing.T, p *inject.Plan) {
+		}), outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
 			for _, v := range p.Volumes {
 				if v.Name == "db-secrets" {
 					t.Errorf("db-secrets added again: %+v", p.Volumes)
@@ -200,24 +200,24 @@ func TestPlan(t *testing.T) {
 		}},
 		{name: "existing different volume is refused, naming the field", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
 			s.Volumes = append(s.Volumes, corev1.Volume{Name: "db-secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "other-secret"}}})
-		}), outcome: inject.Refused, refused: []string{`volume named "db-secrets"`, "secret.secretName", "rename the pod's volume"}},
+		}), outcome: podinject.Refused, refused: []string{`volume named "db-secrets"`, "secret.secretName", "rename the pod's volume"}},
 		{name: "backup-data of another kind is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
 			s.Volumes = append(s.Volumes, corev1.Volume{Name: "backup-data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/b"}}})
-		}), outcome: inject.Refused, refused: []string{`volume named "backup-data"`, "emptyDir"}},
+		}), outcome: podinject.Refused, refused: []string{`volume named "backup-data"`, "emptyDir"}},
 		{name: "existing different container of the sidecar's name is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
 			s.Containers = append(s.Containers, corev1.Container{Name: "tandem-backup", Image: "someone/else:1"})
-		}), outcome: inject.Refused, refused: []string{`container named "tandem-backup"`, "image", "rename that container"}},
+		}), outcome: podinject.Refused, refused: []string{`container named "tandem-backup"`, "image", "rename that container"}},
 		{name: "sidecar's name among init containers is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
 			s.InitContainers = append(s.InitContainers, corev1.Container{Name: "tandem-backup", Image: "x"})
-		}), outcome: inject.Refused, refused: []string{`container named "tandem-backup" in initContainers`}},
+		}), outcome: podinject.Refused, refused: []string{`container named "tandem-backup" in initContainers`}},
 	}
-	in := inject.New(testConfig(t))
+	in := podinject.New(testConfig(t))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := tt.pod.DeepCopy()
 			plan, err := in.Plan(&tt.pod.ObjectMeta, &tt.pod.Spec)
-			if tt.outcome == inject.Refused {
-				var r *inject.Refusal
+			if tt.outcome == podinject.Refused {
+				var r *podinject.Refusal
 				if !errors.As(err, &r) {
 					t.Fatalf("err = %v, want a refusal", err)
 				}
@@ -245,7 +245,7 @@ func TestPlan(t *testing.T) {
 }
 
 func TestIdenticalContainerIsReused(t *testing.T) {
-	in := inject.New(testConfig(t))
+	in := podinject.New(testConfig(t))
 	pod := dbPod(optIn())
 	plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
 	if err != nil {
@@ -261,7 +261,7 @@ func TestIdenticalContainerIsReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Outcome != inject.Injected || again.Container != nil {
+	if again.Outcome != podinject.Injected || again.Container != nil {
 		t.Errorf("outcome %s, container %v: want the existing container reused and only the annotation added", again.Outcome, again.Container)
 	}
 	ops := again.Patch("", &pod.ObjectMeta, &pod.Spec)
@@ -272,7 +272,7 @@ func TestIdenticalContainerIsReused(t *testing.T) {
 	}
 }
 
-func wantWarning(t *testing.T, p *inject.Plan, substr string) {
+func wantWarning(t *testing.T, p *podinject.Plan, substr string) {
 	t.Helper()
 	for _, w := range p.Warnings {
 		if strings.Contains(w, substr) {

@@ -1,4 +1,4 @@
-package inject_test
+package podinject_test
 
 import (
 	"encoding/json"
@@ -8,11 +8,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
-	"github.com/tandem-dev/tandem/webhook/inject"
+	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
 // applyPlan plans the pod given as JSON and applies the patch to that same JSON, as the API server does.
-func applyPlan(t *testing.T, in *inject.Injector, raw string) (map[string]any, *inject.Plan) {
+func applyPlan(t *testing.T, in *podinject.Injector, raw string) (map[string]any, *podinject.Plan) {
 	t.Helper()
 	var pod corev1.Pod
 	if err := json.Unmarshal([]byte(raw), &pod); err != nil {
@@ -46,7 +46,7 @@ func TestPatchKeepsFieldsTheTypesDoNotKnow(t *testing.T) {
 	  "futureTopLevel":{"a":1},
 	  "spec":{"futurePodField":"keep-me","containers":[{"name":"db","image":"postgres","futureContainerField":[1,2]}],
 	          "volumes":[{"name":"data","emptyDir":{},"futureVolumeField":true}]}}`
-	got, _ := applyPlan(t, inject.New(testConfig(t)), raw)
+	got, _ := applyPlan(t, podinject.New(testConfig(t)), raw)
 	spec := got["spec"].(map[string]any)
 	if got["futureTopLevel"] == nil || spec["futurePodField"] != "keep-me" ||
 		spec["containers"].([]any)[0].(map[string]any)["futureContainerField"] == nil ||
@@ -61,7 +61,7 @@ func TestPatchKeepsFieldsTheTypesDoNotKnow(t *testing.T) {
 func TestPatchCreatesMissingLists(t *testing.T) {
 	raw := `{"metadata":{"annotations":{"tandem.dev/backup":"native","tandem.dev/backup-location":"s3://b/p","tandem.dev/database-secret":"s"}},
 	  "spec":{"containers":[{"name":"db","image":"postgres"}]}}`
-	got, plan := applyPlan(t, inject.New(testConfig(t)), raw)
+	got, plan := applyPlan(t, podinject.New(testConfig(t)), raw)
 	spec := got["spec"].(map[string]any)
 	inits, _ := spec["initContainers"].([]any)
 	if !plan.Native || len(inits) != 1 || inits[0].(map[string]any)["restartPolicy"] != "Always" {
@@ -77,7 +77,7 @@ func TestPatchCreatesMissingLists(t *testing.T) {
 }
 
 func TestEscapePointer(t *testing.T) {
-	if got := inject.EscapePointer("tandem.dev/a~b"); got != "tandem.dev~1a~0b" {
+	if got := podinject.EscapePointer("tandem.dev/a~b"); got != "tandem.dev~1a~0b" {
 		t.Errorf("EscapePointer = %q", got)
 	}
 }

@@ -1,4 +1,4 @@
-package inject
+package podinject
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package jobs
+package jobdefaults
 
 import (
 	"encoding/json"
@@ -10,7 +10,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
-	"github.com/tandem-dev/tandem/webhook/inject"
+	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
 const ttlField = "ttlSecondsAfterFinished"
@@ -188,7 +188,7 @@ func dotted(path []string) string { return strings.Join(path, ".") }
 func pointer(path []string) string {
 	var b strings.Builder
 	for _, p := range path {
-		b.WriteString("/" + inject.EscapePointer(p))
+		b.WriteString("/" + podinject.EscapePointer(p))
 	}
 	return b.String()
 }

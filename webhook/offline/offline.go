@@ -1,7 +1,7 @@
-// Package manifests applies tandem's mutations to YAML manifests offline, for `tandem inject`: every Pod and
+// Package offline applies tandem's mutations to YAML manifests offline, for `tandem inject`: every Pod and
 // every pod template of a workload gets exactly the JSON patch the webhook would send for it, and every Job and
 // CronJob the defaults the webhook would set (plus the repairs only possible on what the user wrote).
-package manifests
+package offline
 
 import (
 	"bufio"
@@ -20,14 +20,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/inject"
-	"github.com/tandem-dev/tandem/webhook/jobs"
+	"github.com/tandem-dev/tandem/webhook/podinject"
+	"github.com/tandem-dev/tandem/webhook/jobdefaults"
 )
 
 // mutators are the webhook's pure mutators, for one configuration.
 type mutators struct {
-	pods *inject.Injector
-	jobs *jobs.Defaulter
+	pods *podinject.Injector
+	jobs *jobdefaults.Defaulter
 }
 
 // Result is what Inject did to a stream of documents.
@@ -43,7 +43,7 @@ type Result struct {
 // they came; changed ones are re-encoded as YAML. When any document is refused, nothing is written and the
 // error lists every refusal.
 func Inject(r io.Reader, w io.Writer, cfg *config.Config) (Result, error) {
-	in := mutators{pods: inject.New(cfg), jobs: jobs.New(cfg)}
+	in := mutators{pods: podinject.New(cfg), jobs: jobdefaults.New(cfg)}
 	var (
 		res  Result
 		out  bytes.Buffer
@@ -227,7 +227,7 @@ func dig(raw []byte, path []string) []byte {
 func pointer(path []string) string {
 	var b strings.Builder
 	for _, p := range path {
-		b.WriteString("/" + inject.EscapePointer(p))
+		b.WriteString("/" + podinject.EscapePointer(p))
 	}
 	return b.String()
 }

@@ -20,8 +20,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tandem-dev/tandem/webhook/config"
-	"github.com/tandem-dev/tandem/webhook/podinject"
 	"github.com/tandem-dev/tandem/webhook/jobdefaults"
+	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
 // mutators are the webhook's pure mutators, for one configuration.

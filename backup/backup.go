@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tandem-dev/tandem/backup/objstore"
 )
@@ -22,9 +23,9 @@ type Runner struct {
 	log     logr.Logger
 	metrics *Metrics
 
-	// Backoff between upload attempts within a pass, and between passes that failed.
-	uploadBackoff, uploadBackoffMax time.Duration
-	retryBackoff                    time.Duration
+	// Backoff between upload attempts within a pass, and between passes that failed. Step advances a
+	// wait.Backoff, so each sequence of retries steps a copy of its own.
+	uploadBackoff, passBackoff wait.Backoff
 }
 
 // NewRunner checks cfg and returns a Runner for it. metrics may be nil.
@@ -42,7 +43,8 @@ func NewRunner(cfg Config, log logr.Logger, metrics *Metrics) (*Runner, error) {
 	}
 	return &Runner{
 		cfg: cfg, eng: engines[cfg.Engine], loc: loc, log: log, metrics: metrics,
-		uploadBackoff: time.Second, uploadBackoffMax: time.Minute, retryBackoff: 30 * time.Second,
+		uploadBackoff: jitteredBackoff(time.Second, time.Minute),
+		passBackoff:   jitteredBackoff(30*time.Second, cfg.Interval),
 	}, nil
 }
 
@@ -79,7 +81,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 	}
 	var nextUpload time.Time // zero: nothing pending
-	dumpFailures, uploadFailures := 0, 0
+	dumpRetry, uploadRetry := r.passBackoff, r.passBackoff
 	for {
 		wake := nextDump
 		if !nextUpload.IsZero() && nextUpload.Before(wake) {
@@ -95,11 +97,10 @@ func (r *Runner) Run(ctx context.Context) error {
 					r.log.Info("stopping; the interrupted dump was removed")
 					return nil
 				}
-				dumpFailures++
-				nextDump = time.Now().Add(r.backoff(r.retryBackoff, r.cfg.Interval, dumpFailures))
+				nextDump = time.Now().Add(dumpRetry.Step())
 				r.log.Info("will try the dump again", "at", nextDump.Format(time.RFC3339))
 			} else {
-				dumpFailures = 0
+				dumpRetry = r.passBackoff
 				nextDump = started.Add(r.cfg.Interval)
 			}
 		}
@@ -113,11 +114,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		if pending > 0 {
-			uploadFailures++
-			nextUpload = time.Now().Add(r.backoff(r.retryBackoff, r.cfg.Interval, uploadFailures))
+			nextUpload = time.Now().Add(uploadRetry.Step())
 			r.log.Info("backups not uploaded yet are kept and will be uploaded again", "count", pending, "at", nextUpload.Format(time.RFC3339))
 		} else {
-			uploadFailures, nextUpload = 0, time.Time{}
+			uploadRetry, nextUpload = r.passBackoff, time.Time{}
 		}
 		_ = r.pruneStep()
 	}
@@ -194,6 +194,7 @@ func (r *Runner) uploadPending(ctx context.Context) (pending, landed int, err er
 func (r *Runner) uploadOne(ctx context.Context, bucket objstore.Bucket, name string, deadline time.Time) error {
 	path := filepath.Join(r.cfg.Dir, name)
 	url := r.loc.ObjectURL(name)
+	retry := r.uploadBackoff
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		n, err := upload(ctx, bucket, path, name)
@@ -210,13 +211,13 @@ func (r *Runner) uploadOne(ctx context.Context, bucket objstore.Bucket, name str
 			return fmt.Errorf("upload interrupted: %w", context.Cause(ctx))
 		}
 		r.metrics.failed("upload")
-		wait := r.backoff(r.uploadBackoff, r.uploadBackoffMax, attempt)
-		if time.Now().Add(wait).After(deadline) {
+		delay := retry.Step()
+		if time.Now().Add(delay).After(deadline) {
 			r.log.Error(err, "upload failed; the backup is kept and will be uploaded on the next pass", "object", url, "attempts", attempt)
 			return err
 		}
-		r.log.Error(err, "upload failed; retrying", "object", url, "attempt", attempt, "retryIn", wait.String())
-		if !sleep(ctx, wait) {
+		r.log.Error(err, "upload failed; retrying", "object", url, "attempt", attempt, "retryIn", delay.String())
+		if !sleep(ctx, delay) {
 			return fmt.Errorf("upload interrupted: %w", context.Cause(ctx))
 		}
 	}
@@ -234,15 +235,18 @@ func (r *Runner) pruneStep() error {
 	return err
 }
 
-// backoff is initial doubled for each earlier attempt, capped at max, with ±20% jitter so that a fleet of
-// sidecars does not retry in step.
-func (r *Runner) backoff(initial, max time.Duration, attempt int) time.Duration {
-	d := initial
-	for i := 1; i < attempt && d < max; i++ {
-		d *= 2
+// jitteredBackoff starts at initial and doubles at each step up to max, each delay within ±20% of that so that a
+// fleet of sidecars does not retry in step. wait.Backoff's jitter only adds (up to Jitter times the delay), so the
+// delays are scaled to 80% and jittered by half of that: 0.8 × [1, 1.5] is [0.8, 1.2]. An initial above max
+// starts at max.
+func jitteredBackoff(initial, max time.Duration) wait.Backoff {
+	return wait.Backoff{
+		Duration: min(initial, max) * 4 / 5,
+		Factor:   2,
+		Jitter:   0.5,
+		Steps:    math.MaxInt32, // never runs out: the cap ends the doubling; callers decide when to stop
+		Cap:      max * 4 / 5,
 	}
-	d = min(d, max)
-	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
 // sleep waits for d, and reports false when ctx ended first.

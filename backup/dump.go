@@ -29,77 +29,125 @@ func (r *Runner) dump(ctx context.Context, started time.Time) (name string, size
 		return "", 0, err
 	}
 	defer cl.cleanup()
-	prog := cl.prog
 	name = r.freeName(started)
-	final := filepath.Join(r.cfg.Dir, name)
-	partial := filepath.Join(r.cfg.Dir, "."+name+partialSuffix)
-
-	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	out, err := createPartial(r.cfg.Dir, name, started)
 	if err != nil {
 		return "", 0, err
 	}
-	done := false
-	defer func() {
-		if !done {
-			f.Close()
-			os.Remove(partial)
-		}
-	}()
-
-	// The file is written through a recorder of its first write error, so that a full disk is reported as
-	// such rather than as the dump program's broken pipe.
-	fw := &errWriter{w: f}
-	bw := bufio.NewWriterSize(fw, 256<<10)
-	gz, err := gzip.NewWriterLevel(bw, gzip.DefaultCompression)
-	if err != nil {
+	if err := r.runDump(ctx, cl, out); err != nil {
+		out.discard()
 		return "", 0, err
 	}
-	gz.Name = strings.TrimSuffix(name, ".gz")
-	gz.ModTime = started
-	counted := &countWriter{w: gz}
+	if size, err = out.commit(); err != nil {
+		return "", 0, err
+	}
+	r.log.V(1).Info("dumped", "file", filepath.Join(r.cfg.Dir, name), "dumpBytes", out.n, "gzipBytes", size)
+	return name, size, nil
+}
 
-	cmd := command(ctx, prog, cl.args, cl.env)
-	cmd.Stdout = counted
+// runDump runs the dump client cl with its standard output into out, and says why a dump failed: the sidecar
+// was stopping, the file could not be written, the program failed, or it wrote nothing.
+func (r *Runner) runDump(ctx context.Context, cl client, out *partialBackup) error {
+	cmd := command(ctx, cl.prog, cl.args, cl.env)
+	cmd.Stdout = out
 	stderr := &tailBuffer{max: 4 << 10}
 	cmd.Stderr = stderr
-	r.log.V(1).Info("dumping", "command", prog, "args", cl.args, "file", partial)
+	r.log.V(1).Info("dumping", "command", cl.prog, "args", cl.args, "file", out.path)
 	runErr := cmd.Run()
 	switch {
 	case ctx.Err() != nil:
-		return "", 0, fmt.Errorf("dump interrupted: %w", context.Cause(ctx))
-	case fw.err != nil:
-		return "", 0, fmt.Errorf("writing %s: %w", partial, fw.err)
+		return fmt.Errorf("dump interrupted: %w", context.Cause(ctx))
+	case out.fw.err != nil:
+		return fmt.Errorf("writing %s: %w", out.path, out.fw.err)
 	case runErr != nil:
-		return "", 0, fmt.Errorf("%s failed: %v: %s", filepath.Base(prog), runErr, stderr.String())
-	case counted.n == 0:
-		return "", 0, fmt.Errorf("%s exited 0 but wrote nothing: %s", filepath.Base(prog), stderr.String())
+		return fmt.Errorf("%s failed: %v: %s", filepath.Base(cl.prog), runErr, stderr.String())
+	case out.n == 0:
+		return fmt.Errorf("%s exited 0 but wrote nothing: %s", filepath.Base(cl.prog), stderr.String())
 	}
-	if err := gz.Close(); err != nil {
-		return "", 0, fmt.Errorf("writing %s: %w", partial, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return "", 0, fmt.Errorf("writing %s: %w", partial, err)
-	}
-	if err := f.Sync(); err != nil {
-		return "", 0, fmt.Errorf("writing %s: %w", partial, err)
-	}
-	st, err := f.Stat()
+	return nil
+}
+
+// partialBackup is a backup being written: what is written to it goes through gzip into the hidden file
+// dir/.<name>.partial, which becomes the backup dir/<name> only by commit.
+type partialBackup struct {
+	dir, name, path string
+	f               *os.File
+	// fw records the file's first write error, so that a full disk is reported as such rather than as the dump
+	// program's broken pipe.
+	fw *errWriter
+	bw *bufio.Writer
+	gz *gzip.Writer
+	n  int64 // bytes written, before compression
+}
+
+// createPartial creates the partial file of the backup name in dir, failing if it exists. modTime goes into the
+// gzip header.
+func createPartial(dir, name string, modTime time.Time) (*partialBackup, error) {
+	path := filepath.Join(dir, "."+name+partialSuffix)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	if err := f.Close(); err != nil {
-		return "", 0, fmt.Errorf("writing %s: %w", partial, err)
+	p := &partialBackup{dir: dir, name: name, path: path, f: f, fw: &errWriter{w: f}}
+	p.bw = bufio.NewWriterSize(p.fw, 256<<10)
+	if p.gz, err = gzip.NewWriterLevel(p.bw, gzip.DefaultCompression); err != nil {
+		p.discard()
+		return nil, err
 	}
-	done = true
-	if err := os.Rename(partial, final); err != nil {
-		os.Remove(partial)
-		return "", 0, err
+	p.gz.Name = strings.TrimSuffix(name, ".gz")
+	p.gz.ModTime = modTime
+	return p, nil
+}
+
+func (p *partialBackup) Write(b []byte) (int, error) {
+	n, err := p.gz.Write(b)
+	p.n += int64(n)
+	return n, err
+}
+
+// discard closes and removes the partial file.
+func (p *partialBackup) discard() {
+	p.f.Close()
+	os.Remove(p.path)
+}
+
+// commit completes the file, renames it to the backup's name and returns its size on disk. When the file cannot be
+// completed or renamed, it is removed.
+func (p *partialBackup) commit() (int64, error) {
+	size, err := p.finish()
+	if err != nil {
+		p.discard()
+		return 0, err
 	}
-	if err := syncDir(r.cfg.Dir); err != nil {
-		return "", 0, err
+	if err := os.Rename(p.path, filepath.Join(p.dir, p.name)); err != nil {
+		os.Remove(p.path)
+		return 0, err
 	}
-	r.log.V(1).Info("dumped", "file", final, "dumpBytes", counted.n, "gzipBytes", st.Size())
-	return name, st.Size(), nil
+	if err := syncDir(p.dir); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// finish ends the gzip stream, writes out what is buffered, and closes the file once its content is on disk.
+func (p *partialBackup) finish() (int64, error) {
+	if err := p.gz.Close(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", p.path, err)
+	}
+	if err := p.bw.Flush(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", p.path, err)
+	}
+	if err := p.f.Sync(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", p.path, err)
+	}
+	st, err := p.f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if err := p.f.Close(); err != nil {
+		return 0, fmt.Errorf("writing %s: %w", p.path, err)
+	}
+	return st.Size(), nil
 }
 
 // freeName is the backup name for a dump started at t, moved on by a second while a file of that name exists,
@@ -135,17 +183,6 @@ func (e *errWriter) Write(p []byte) (int, error) {
 	if err != nil && e.err == nil {
 		e.err = err
 	}
-	return n, err
-}
-
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
 	return n, err
 }
 

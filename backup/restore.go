@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -29,6 +30,48 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
+	if err := prepareRestoreConfig(&cfg, loc); err != nil {
+		return err
+	}
+	eng := engines[cfg.Engine]
+	bucket, err := loc.Open(ctx)
+	if err != nil {
+		return err
+	}
+	if name, err = chooseBackup(ctx, bucket, loc, eng, cfg.baseName(), name); err != nil {
+		return err
+	}
+	url := loc.ObjectURL(name)
+	log.Info("restoring", "object", url, "engine", cfg.Engine, "host", cfg.Host, "database", cfg.Database)
+	start := time.Now()
+	backup, err := openBackup(ctx, bucket, name, url)
+	if err != nil {
+		return err
+	}
+	defer backup.Close()
+	cl, err := eng.client(&cfg, true, name)
+	if err != nil {
+		return err
+	}
+	defer cl.cleanup()
+	rc, err := startRestoreClient(ctx, cl, log)
+	if err != nil {
+		return err
+	}
+	var input io.Reader = backup
+	if eng.name == "postgres" {
+		input = postgresRestoreInput(backup)
+	}
+	n, err := rc.feed(ctx, url, input)
+	if err != nil {
+		return err
+	}
+	log.Info("restored", "object", url, "sqlBytes", n, "seconds", time.Since(start).Seconds())
+	return nil
+}
+
+// prepareRestoreConfig completes cfg for a restore from loc and checks it.
+func prepareRestoreConfig(cfg *Config, loc Location) error {
 	if cfg.Location == "" {
 		cfg.Location = loc.String() // a full URL needs no BACKUP_LOCATION
 	}
@@ -36,79 +79,96 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 		return err
 	}
 	// Read now, so that an unreadable password file fails before the download.
-	if cfg.Password, err = cfg.password(); err != nil {
-		return err
-	}
-	cfg.PasswordFile = ""
-	eng := engines[cfg.Engine]
-	bucket, err := loc.Open(ctx)
+	password, err := cfg.password()
 	if err != nil {
 		return err
 	}
-	if name == "" {
-		if name, err = latest(ctx, bucket, cfg.baseName(), eng.ext); err != nil {
-			return fmt.Errorf("%s: %w", loc, err)
-		}
-	} else if _, _, ext, ok := parseBackupName(name); ok && ext != eng.ext {
-		return fmt.Errorf("%s is a .%s backup, not one %s restores (.%s)", name, ext, eng.name, eng.ext)
-	}
-	url := loc.ObjectURL(name)
-	log.Info("restoring", "object", url, "engine", cfg.Engine, "host", cfg.Host, "database", cfg.Database)
-	start := time.Now()
+	cfg.Password, cfg.PasswordFile = password, ""
+	return nil
+}
 
-	rd, err := bucket.Open(ctx, name)
-	if err != nil {
-		return fmt.Errorf("%s: %w", url, err)
+// chooseBackup is the backup to restore: name, which must be one eng restores, or when name is empty the newest
+// backup of the database base at loc.
+func chooseBackup(ctx context.Context, bucket objstore.Bucket, loc Location, eng *engine, base, name string) (string, error) {
+	if name != "" {
+		if _, _, ext, ok := parseBackupName(name); ok && ext != eng.ext {
+			return "", fmt.Errorf("%s is a .%s backup, not one %s restores (.%s)", name, ext, eng.name, eng.ext)
+		}
+		return name, nil
 	}
-	defer rd.Close()
-	zr, err := gzip.NewReader(rd)
+	newest, err := latest(ctx, bucket, base, eng.ext)
 	if err != nil {
-		return fmt.Errorf("%s: not a gzip file: %w", url, err)
+		return "", fmt.Errorf("%s: %w", loc, err)
 	}
-	cl, err := eng.client(&cfg, true, name)
+	return newest, nil
+}
+
+// openBackup opens the object name (at url) and reads it through gunzip; closing what it returns closes the
+// object.
+func openBackup(ctx context.Context, bucket objstore.Bucket, name, url string) (io.ReadCloser, error) {
+	obj, err := bucket.Open(ctx, name)
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%s: %w", url, err)
 	}
-	defer cl.cleanup()
-	prog := cl.prog
-	cmd := command(ctx, prog, cl.args, cl.env)
-	stdin, err := cmd.StdinPipe()
+	zr, err := gzip.NewReader(obj)
 	if err != nil {
-		return err
+		obj.Close()
+		return nil, fmt.Errorf("%s: not a gzip file: %w", url, err)
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{zr, obj}, nil
+}
+
+// restoreClient is a restore program that has started, reading the backup on its standard input, in.
+type restoreClient struct {
+	prog   string
+	cmd    *exec.Cmd
+	in     io.WriteCloser
+	stderr *tailBuffer
+}
+
+func startRestoreClient(ctx context.Context, cl client, log logr.Logger) (*restoreClient, error) {
+	cmd := command(ctx, cl.prog, cl.args, cl.env)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
 	}
 	stderr := &tailBuffer{max: 4 << 10}
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
-	log.V(1).Info("running", "command", prog, "args", cl.args)
+	log.V(1).Info("running", "command", cl.prog, "args", cl.args)
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
-	in := &errWriter{w: stdin}
-	var sql io.Reader = zr
-	if eng.name == "postgres" {
-		sql = postgresRestoreInput(zr)
-	}
-	n, copyErr := io.Copy(in, sql)
+	return &restoreClient{prog: cl.prog, cmd: cmd, in: in, stderr: stderr}, nil
+}
+
+// feed copies backup (the object at url) to the client's standard input and waits for the client to exit. It
+// returns how many bytes it copied.
+func (c *restoreClient) feed(ctx context.Context, url string, backup io.Reader) (int64, error) {
+	in := &errWriter{w: c.in}
+	n, copyErr := io.Copy(in, backup)
 	if copyErr != nil && in.err == nil {
 		// The backup could not be read to its end (a truncated object, a bad checksum, the network). Closing
 		// the client's input now would let it commit what it has read: kill it instead, so that the database
 		// aborts the transaction.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = stdin.Close()
-		_ = cmd.Wait()
-		return fmt.Errorf("reading %s: %w; the restore was aborted (postgres: nothing changed)", url, copyErr)
+		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
+		_ = c.in.Close()
+		_ = c.cmd.Wait()
+		return n, fmt.Errorf("reading %s: %w; the restore was aborted (postgres: nothing changed)", url, copyErr)
 	}
-	_ = stdin.Close()
-	if err := cmd.Wait(); err != nil {
+	_ = c.in.Close()
+	if err := c.cmd.Wait(); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("restore interrupted: %w", context.Cause(ctx))
+			return n, fmt.Errorf("restore interrupted: %w", context.Cause(ctx))
 		}
-		return fmt.Errorf("%s failed: %v: %s", filepath.Base(prog), err, stderr.String())
+		return n, fmt.Errorf("%s failed: %v: %s", filepath.Base(c.prog), err, c.stderr.String())
 	}
 	if copyErr != nil {
-		return fmt.Errorf("%s stopped reading the backup: %w: %s", filepath.Base(prog), copyErr, stderr.String())
+		return n, fmt.Errorf("%s stopped reading the backup: %w: %s", filepath.Base(c.prog), copyErr, c.stderr.String())
 	}
-	log.Info("restored", "object", url, "sqlBytes", n, "seconds", time.Since(start).Seconds())
-	return nil
+	return n, nil
 }
 
 // resolveFrom reads --from: the location and the object's name, empty for the latest.

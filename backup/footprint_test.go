@@ -16,7 +16,7 @@ import (
 	"time"
 )
 
-// BenchmarkSidecarFootprint measures what `tandem backup` costs in every database pod (issue 7): the binary,
+// BenchmarkSidecarFootprint measures what `tandem backup` costs in every database pod: the binary,
 // built as the image builds it (CGO_ENABLED=0), runs as the sidecar against the S3 server, with a pg_dump that
 // writes realistic, compressible SQL. It reports
 //

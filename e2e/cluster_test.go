@@ -313,7 +313,7 @@ func TestClusterJobsRunWithTheirDefaults(t *testing.T) {
 	}
 
 	t.Run("the original example Job runs to completion and is deleted after its TTL", func(t *testing.T) {
-		j := seedJob(ns)
+		j := exampleJob(ns)
 		busybox(j)
 		if err := k8s.Create(ctx, j); err != nil {
 			t.Fatalf("the original example Job was refused: %v", err)

@@ -30,8 +30,8 @@ func job(ns string, mod ...func(*batchv1.Job)) *batchv1.Job {
 	return j
 }
 
-// seedJob is the original example Job: restartPolicy on its container, none on the pod.
-func seedJob(ns string) *batchv1.Job {
+// exampleJob is the original example Job: restartPolicy on its container, none on the pod.
+func exampleJob(ns string) *batchv1.Job {
 	return job(ns, func(j *batchv1.Job) {
 		j.Name, j.GenerateName = "data-processing-job", ""
 		j.Spec.BackoffLimit = ptr.To[int32](3)
@@ -80,7 +80,7 @@ func TestJobDefaultsOnObjectsTheAPIServerDefaulted(t *testing.T) {
 		{"opted out keeps the API server's defaults", job(ns, func(j *batchv1.Job) {
 			j.Annotations = map[string]string{annotations.Defaults: "false"}
 		}), nil, int32(6), corev1.RestartPolicyNever, ""},
-		{"the original example Job is accepted", seedJob(ns), ttl, int32(3), corev1.RestartPolicyNever, "spec.template.spec.restartPolicy"},
+		{"the original example Job is accepted", exampleJob(ns), ttl, int32(3), corev1.RestartPolicyNever, "spec.template.spec.restartPolicy"},
 		{"no restartPolicy at all gets the configured one", job(ns, func(j *batchv1.Job) { j.Spec.Template.Spec.RestartPolicy = "" }),
 			ttl, backoff, corev1.RestartPolicyNever, "spec.template.spec.restartPolicy"},
 	}
@@ -143,7 +143,7 @@ func TestJobDefaultsOnObjectsTheAPIServerDefaulted(t *testing.T) {
 // server refuses the original example Job.
 func TestExampleJobIsRefusedWithoutTandem(t *testing.T) {
 	ns := namespace(t, map[string]string{"tandem.dev/disabled": "true"})
-	err := k8s.Create(context.Background(), seedJob(ns))
+	err := k8s.Create(context.Background(), exampleJob(ns))
 	if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.template.spec.restartPolicy") {
 		t.Errorf("err = %v, want the API server's refusal of the pod template's restartPolicy", err)
 	}
@@ -217,7 +217,7 @@ func TestFinishedJobIsDeletedAfterItsTTL(t *testing.T) {
 // or drop it.
 func TestContainerRestartPolicyOnARegularContainer(t *testing.T) {
 	ns := namespace(t, map[string]string{"tandem.dev/disabled": "true"})
-	j := seedJob(ns)
+	j := exampleJob(ns)
 	j.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyNever
 	if err := k8s.Create(context.Background(), j); err != nil {
 		t.Fatalf("refused: %v", err)

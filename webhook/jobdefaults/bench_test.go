@@ -9,12 +9,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tandem-dev/tandem/webhook/config"
+
+	"github.com/tandem-dev/tandem/webhook/jobdefaults/jobtest"
 )
 
-// seed reads a testdata seed as the webhook receives it: decoded, and defaulted by the API server.
-func seed[T *batchv1.Job | *batchv1.CronJob](b *testing.B, name string) T {
+// example reads a golden input as the webhook receives it: decoded, and defaulted by the API server.
+func example[T *batchv1.Job | *batchv1.CronJob](b *testing.B, name string) T {
 	b.Helper()
-	in, err := os.ReadFile("testdata/" + name)
+	in, err := os.ReadFile("../testdata/golden/" + name)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -26,12 +28,12 @@ func seed[T *batchv1.Job | *batchv1.CronJob](b *testing.B, name string) T {
 	if err := json.Unmarshal(raw, obj); err != nil {
 		b.Fatal(err)
 	}
-	return asServed(obj)
+	return jobtest.AsServed(obj)
 }
 
-// BenchmarkDefaultJob measures one webhook request's work in this package on the seed Job: plan and patch.
+// BenchmarkDefaultJob measures one webhook request's work in this package on the example Job: plan and patch.
 func BenchmarkDefaultJob(b *testing.B) {
-	j := seed[*batchv1.Job](b, "job.yaml")
+	j := example[*batchv1.Job](b, "job.yaml")
 	d := New(config.Default())
 	b.ReportAllocs()
 	for b.Loop() {
@@ -42,9 +44,9 @@ func BenchmarkDefaultJob(b *testing.B) {
 	}
 }
 
-// BenchmarkDefaultCronJob is BenchmarkDefaultJob for the seed CronJob.
+// BenchmarkDefaultCronJob is BenchmarkDefaultJob for the example CronJob.
 func BenchmarkDefaultCronJob(b *testing.B) {
-	cj := seed[*batchv1.CronJob](b, "cronjob.yaml")
+	cj := example[*batchv1.CronJob](b, "cronjob.yaml")
 	d := New(config.Default())
 	b.ReportAllocs()
 	for b.Loop() {

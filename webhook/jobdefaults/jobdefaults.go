@@ -141,7 +141,7 @@ func New(cfg *config.Config) *Defaulter {
 // *Refusal error means the Job must not be admitted as it is. The Job is not modified.
 func (d *Defaulter) DefaultJob(job *batchv1.Job) (*Plan, error) {
 	plan := &Plan{Outcome: Unchanged, meta: &job.ObjectMeta}
-	out, err := optedOut(job.Annotations, "", "Job")
+	out, err := IsOptedOut(job.Annotations, "", "Job")
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +164,11 @@ func (d *Defaulter) DefaultJob(job *batchv1.Job) (*Plan, error) {
 // not modified.
 func (d *Defaulter) DefaultCronJob(cj *batchv1.CronJob) (*Plan, error) {
 	plan := &Plan{Outcome: Unchanged, meta: &cj.ObjectMeta}
-	out, err := optedOut(cj.Annotations, "", "CronJob")
+	out, err := IsOptedOut(cj.Annotations, "", "CronJob")
 	if err != nil {
 		return nil, err
 	}
-	templateOut, err := optedOut(cj.Spec.JobTemplate.Annotations, " in spec.jobTemplate.metadata", "CronJob")
+	templateOut, err := IsOptedOut(cj.Spec.JobTemplate.Annotations, " in spec.jobTemplate.metadata", "CronJob")
 	if err != nil {
 		return nil, err
 	}
@@ -305,8 +305,9 @@ func joinInts(is []int) string {
 	return strings.Join(s, ",")
 }
 
-// optedOut reads tandem.dev/defaults from annotations; where says where they are, for the error.
-func optedOut(ann map[string]string, where, kind string) (bool, error) {
+// IsOptedOut reads tandem.dev/defaults from annotations of a Job or CronJob (kind); where says where they are,
+// for the *Refusal it returns when the value is neither "true" nor "false".
+func IsOptedOut(ann map[string]string, where, kind string) (bool, error) {
 	v, ok := ann[annotations.Defaults]
 	if !ok {
 		return false, nil

@@ -3,7 +3,6 @@ package jobdefaults
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -74,52 +73,6 @@ func cronJob(mods ...func(*batchv1.CronJob)) *batchv1.CronJob {
 		m(cj)
 	}
 	return cj
-}
-
-// asServed applies the API server's own defaults (k8s.io/kubernetes pkg/apis/batch/v1 and core/v1), as the
-// webhook receives an object: a Job's spec and pod template, a CronJob's spec and its job template's pod
-// template, but not its job template's Job spec.
-func asServed[T *batchv1.Job | *batchv1.CronJob](obj T) T {
-	switch o := any(obj).(type) {
-	case *batchv1.Job:
-		s := &o.Spec
-		if s.Completions == nil && s.Parallelism == nil {
-			s.Completions = ptr[int32](1)
-		}
-		if s.Parallelism == nil {
-			s.Parallelism = ptr[int32](1)
-		}
-		if s.BackoffLimit == nil {
-			s.BackoffLimit = ptr(InTreeBackoffLimit)
-			if s.BackoffLimitPerIndex != nil {
-				s.BackoffLimit = ptr[int32](math.MaxInt32)
-			}
-		}
-		if s.Suspend == nil {
-			s.Suspend = ptr(false)
-		}
-		if s.Template.Spec.RestartPolicy == "" {
-			s.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
-		}
-	case *batchv1.CronJob:
-		s := &o.Spec
-		if s.ConcurrencyPolicy == "" {
-			s.ConcurrencyPolicy = batchv1.AllowConcurrent
-		}
-		if s.Suspend == nil {
-			s.Suspend = ptr(false)
-		}
-		if s.SuccessfulJobsHistoryLimit == nil {
-			s.SuccessfulJobsHistoryLimit = ptr(InTreeSuccessfulJobsHistoryLimit)
-		}
-		if s.FailedJobsHistoryLimit == nil {
-			s.FailedJobsHistoryLimit = ptr(InTreeFailedJobsHistoryLimit)
-		}
-		if s.JobTemplate.Spec.Template.Spec.RestartPolicy == "" {
-			s.JobTemplate.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyAlways
-		}
-	}
-	return obj
 }
 
 func optOut(value string) func(*batchv1.Job) {

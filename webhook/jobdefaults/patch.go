@@ -3,8 +3,8 @@ package jobdefaults
 import (
 	"gomodules.xyz/jsonpatch/v2"
 
+	"github.com/tandem-dev/tandem/internal/patch"
 	"github.com/tandem-dev/tandem/webhook/annotations"
-	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
 // Patch returns the plan as JSON patch operations on the object at prefix ("" for the object itself, "/items/3"
@@ -22,7 +22,7 @@ func (p *Plan) Patch(prefix string) []jsonpatch.Operation {
 		ops = append(ops, jsonpatch.NewOperation(c.op, prefix+c.path, c.value))
 	}
 	if p.defaulted != "" {
-		ops = podinject.AddAnnotation(ops, prefix, p.meta, annotations.Defaulted, p.defaulted)
+		ops = patch.AddAnnotation(ops, prefix, p.meta.Annotations, annotations.Defaulted, p.defaulted)
 	}
 	return ops
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
 	"github.com/tandem-dev/tandem/webhook/config"
+
+	"github.com/tandem-dev/tandem/webhook/jobdefaults/jobtest"
 )
 
 func TestJobFields(t *testing.T) {
@@ -19,7 +21,7 @@ func TestJobFields(t *testing.T) {
 		{name: "ttlSecondsAfterFinished absent is set", cfg: ttl100, obj: job(),
 			want: []string{"add /spec/ttlSecondsAfterFinished 100", defaultedOp("spec.ttlSecondsAfterFinished")},
 			warn: []string{"tandem set spec.ttlSecondsAfterFinished=100;"}, outcome: Defaulted},
-		{name: "ttlSecondsAfterFinished absent is set on a Job as the API server sends it", cfg: ttl100, obj: asServed(job()),
+		{name: "ttlSecondsAfterFinished absent is set on a Job as the API server sends it", cfg: ttl100, obj: jobtest.AsServed(job()),
 			want: []string{"add /spec/ttlSecondsAfterFinished 100", defaultedOp("spec.ttlSecondsAfterFinished")},
 			warn: []string{"tandem set spec.ttlSecondsAfterFinished=100;"}},
 		{name: "explicit ttlSecondsAfterFinished is kept", cfg: ttl100,
@@ -36,23 +38,23 @@ func TestJobFields(t *testing.T) {
 		{name: "backoffLimit absent is set", cfg: backoff3, obj: job(),
 			want: []string{"add /spec/backoffLimit 3", defaultedOp("spec.backoffLimit")},
 			warn: []string{"tandem set spec.backoffLimit=3;"}},
-		{name: "backoffLimit 6, the in-tree default, is replaced", cfg: backoff3, obj: asServed(job()),
+		{name: "backoffLimit 6, the in-tree default, is replaced", cfg: backoff3, obj: jobtest.AsServed(job()),
 			want: []string{"replace /spec/backoffLimit 3", defaultedOp("spec.backoffLimit")},
 			warn: []string{"tandem set spec.backoffLimit=3 (was 6, the API server's default);"}},
 		{name: "explicit backoffLimit other than 6 is kept", cfg: backoff3,
-			obj: asServed(job(func(j *batchv1.Job) { j.Spec.BackoffLimit = ptr[int32](4) }))},
+			obj: jobtest.AsServed(job(func(j *batchv1.Job) { j.Spec.BackoffLimit = ptr[int32](4) }))},
 		{name: "explicit backoffLimit 0 is kept", cfg: backoff3,
 			obj: job(func(j *batchv1.Job) { j.Spec.BackoffLimit = ptr[int32](0) })},
-		{name: "backoffLimit configured as 6 leaves the in-tree 6 alone", cfg: backoff6, obj: asServed(job())},
+		{name: "backoffLimit configured as 6 leaves the in-tree 6 alone", cfg: backoff6, obj: jobtest.AsServed(job())},
 		{name: "backoffLimit configured as 6 leaves it absent, for the API server to set", cfg: backoff6, obj: job()},
 		{name: "backoffLimitPerIndex leaves an absent backoffLimit alone", cfg: backoff3,
 			obj: job(func(j *batchv1.Job) { j.Spec.BackoffLimitPerIndex = ptr[int32](1) })},
 		{name: "backoffLimitPerIndex leaves the in-tree MaxInt32 alone", cfg: backoff3,
-			obj: asServed(job(func(j *batchv1.Job) { j.Spec.BackoffLimitPerIndex = ptr[int32](1) }))},
-		{name: "opt-out leaves backoffLimit 6", cfg: backoff3, obj: asServed(job(optOut("false"))), outcome: OptedOut},
+			obj: jobtest.AsServed(job(func(j *batchv1.Job) { j.Spec.BackoffLimitPerIndex = ptr[int32](1) }))},
+		{name: "opt-out leaves backoffLimit 6", cfg: backoff3, obj: jobtest.AsServed(job(optOut("false"))), outcome: OptedOut},
 
 		// activeDeadlineSeconds: no in-tree default.
-		{name: "activeDeadlineSeconds absent is set", cfg: deadline, obj: asServed(job()),
+		{name: "activeDeadlineSeconds absent is set", cfg: deadline, obj: jobtest.AsServed(job()),
 			want: []string{"add /spec/activeDeadlineSeconds 600", defaultedOp("spec.activeDeadlineSeconds")},
 			warn: []string{"tandem set spec.activeDeadlineSeconds=600;"}},
 		{name: "explicit activeDeadlineSeconds is kept", cfg: deadline,
@@ -61,7 +63,7 @@ func TestJobFields(t *testing.T) {
 
 		// Everything at once, and the annotation.
 		{name: "built-in configuration on a bare Job as the API server sends it", cfg: config.Default(),
-			obj: asServed(job(podRestart(""))),
+			obj: jobtest.AsServed(job(podRestart(""))),
 			want: []string{
 				"add /spec/ttlSecondsAfterFinished 100",
 				"replace /spec/backoffLimit 3",
@@ -73,7 +75,7 @@ func TestJobFields(t *testing.T) {
 				`tandem set spec.ttlSecondsAfterFinished=100, spec.backoffLimit=3 (was 6, the API server's default), spec.template.spec.restartPolicy=Never; to keep the object as written, annotate it tandem.dev/defaults: "false"`,
 			}},
 		{name: "tandem.dev/defaulted already there is merged, not replaced", cfg: config.Default(),
-			obj: asServed(job(func(j *batchv1.Job) {
+			obj: jobtest.AsServed(job(func(j *batchv1.Job) {
 				j.Annotations = map[string]string{annotations.Defaulted: "spec.backoffLimit"}
 				j.Spec.BackoffLimit = ptr[int32](3)
 			})),
@@ -101,21 +103,21 @@ func TestRestartPolicy(t *testing.T) {
 		{name: "absent (offline) is set to the configured Never", cfg: never, obj: job(podRestart("")),
 			want: []string{"add /spec/template/spec/restartPolicy \"Never\"", defaultedOp("spec.template.spec.restartPolicy")},
 			warn: []string{"spec.template.spec.restartPolicy is not set, and the API server's default, Always, is rejected in a Job: tandem set it to Never", fieldsWarning + "Never"}},
-		{name: "configured OnFailure replaces Always", cfg: onFailure, obj: asServed(job(podRestart(""))),
+		{name: "configured OnFailure replaces Always", cfg: onFailure, obj: jobtest.AsServed(job(podRestart(""))),
 			want: []string{"replace /spec/template/spec/restartPolicy \"OnFailure\"", defaultedOp("spec.template.spec.restartPolicy")},
 			warn: []string{"tandem set it to OnFailure", fieldsWarning + "OnFailure"}},
 		{name: "OnFailure is kept", cfg: never, obj: job(podRestart(corev1.RestartPolicyOnFailure))},
 		{name: "Never is kept", cfg: onFailure, obj: job(podRestart(corev1.RestartPolicyNever))},
 		{name: "an unknown value is left to the API server, whose error lists the valid ones", cfg: never, obj: job(podRestart("Sometimes"))},
 		{name: "container-level Never wins over the configured OnFailure and leaves the container", cfg: onFailure,
-			obj:  asServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyNever))),
+			obj:  jobtest.AsServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyNever))),
 			want: []string{repairNever, "remove /spec/template/spec/containers/0/restartPolicy", defaultedOp("spec.template.spec.restartPolicy")},
 			warn: []string{
 				`tandem set it to Never, the restartPolicy written on container "c0"`,
 				`tandem removed the restartPolicy of container "c0" (spec.template.spec.containers[0].restartPolicy)`,
 				fieldsWarning + "Never"}},
 		{name: "container-level OnFailure stays on the container when asked to keep it", cfg: never, keep: true,
-			obj:  asServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyOnFailure))),
+			obj:  jobtest.AsServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyOnFailure))),
 			want: []string{"replace /spec/template/spec/restartPolicy \"OnFailure\"", defaultedOp("spec.template.spec.restartPolicy")},
 			warn: []string{`tandem set it to OnFailure, the restartPolicy written on container "c0"`, fieldsWarning + "OnFailure"}},
 		{name: "containers that agree give their value, and each loses its own", cfg: onFailure,
@@ -129,26 +131,26 @@ func TestRestartPolicy(t *testing.T) {
 				"remove /spec/template/spec/containers/1/restartPolicy", defaultedOp("spec.template.spec.restartPolicy")},
 			warn: []string{`containers "c0", "c1" carry different restartPolicy values`, "tandem set it to Never, the configured jobs.restartPolicy", "tandem removed", fieldsWarning}},
 		{name: "container-level Always is not a pod value, and stays", cfg: never,
-			obj:  asServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyAlways))),
+			obj:  jobtest.AsServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyAlways))),
 			want: []string{repairNever, defaultedOp("spec.template.spec.restartPolicy")},
 			warn: []string{"the configured jobs.restartPolicy", fieldsWarning}},
 		{name: "a container with restartPolicyRules keeps the restartPolicy they require", cfg: never,
-			obj: asServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyNever), func(j *batchv1.Job) {
+			obj: jobtest.AsServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyNever), func(j *batchv1.Job) {
 				j.Spec.Template.Spec.Containers[0].RestartPolicyRules = []corev1.ContainerRestartRule{{Action: corev1.ContainerRestartRuleActionRestart,
 					ExitCodes: &corev1.ContainerRestartRuleOnExitCodes{Operator: corev1.ContainerRestartRuleOnExitCodesOpIn, Values: []int32{42}}}}
 			})),
 			want: []string{repairNever, defaultedOp("spec.template.spec.restartPolicy")},
 			warn: []string{`the restartPolicy written on container "c0"`, fieldsWarning}},
 		{name: "a podFailurePolicy gets Never over the configured OnFailure", cfg: onFailure,
-			obj:  asServed(job(podRestart(""), func(j *batchv1.Job) { j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{} })),
+			obj:  jobtest.AsServed(job(podRestart(""), func(j *batchv1.Job) { j.Spec.PodFailurePolicy = &batchv1.PodFailurePolicy{} })),
 			want: []string{repairNever, defaultedOp("spec.template.spec.restartPolicy")},
 			warn: []string{"tandem set it to Never, the only value a Job with a podFailurePolicy accepts", fieldsWarning}},
 		{name: "restartPolicy off in the configuration leaves Always, container-level value or not", cfg: ttl100,
-			obj:  asServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyNever))),
+			obj:  jobtest.AsServed(job(podRestart(""), containerRestart(corev1.ContainerRestartPolicyNever))),
 			want: []string{"add /spec/ttlSecondsAfterFinished 100", defaultedOp("spec.ttlSecondsAfterFinished")},
 			warn: []string{"spec.ttlSecondsAfterFinished=100"}},
 		{name: "opt-out leaves Always, with a warning that the API server rejects it", cfg: never,
-			obj:     asServed(job(podRestart(""), optOut("false"), containerRestart(corev1.ContainerRestartPolicyNever))),
+			obj:     jobtest.AsServed(job(podRestart(""), optOut("false"), containerRestart(corev1.ContainerRestartPolicyNever))),
 			warn:    []string{`tandem.dev/defaults is "false", so tandem left spec.template.spec.restartPolicy as it is, but it is Always (the API server's default when it is left out), which a Job rejects: set it to Never or OnFailure`},
 			outcome: OptedOut},
 		{name: "opt-out with a valid restartPolicy has nothing to say", cfg: never, obj: job(optOut("false"))},
@@ -167,22 +169,22 @@ func TestCronJobFields(t *testing.T) {
 		{name: "successfulJobsHistoryLimit absent is set", cfg: successful, obj: cronJob(),
 			want: []string{"add /spec/successfulJobsHistoryLimit 1", defaultedOp("spec.successfulJobsHistoryLimit")},
 			warn: []string{"tandem set spec.successfulJobsHistoryLimit=1;"}},
-		{name: "successfulJobsHistoryLimit 3, the in-tree default, is replaced", cfg: successful, obj: asServed(cronJob()),
+		{name: "successfulJobsHistoryLimit 3, the in-tree default, is replaced", cfg: successful, obj: jobtest.AsServed(cronJob()),
 			want: []string{"replace /spec/successfulJobsHistoryLimit 1", defaultedOp("spec.successfulJobsHistoryLimit")},
 			warn: []string{"tandem set spec.successfulJobsHistoryLimit=1 (was 3, the API server's default);"}},
 		{name: "explicit successfulJobsHistoryLimit is kept", cfg: successful,
-			obj: asServed(cronJob(func(cj *batchv1.CronJob) { cj.Spec.SuccessfulJobsHistoryLimit = ptr[int32](5) }))},
-		{name: "opt-out leaves successfulJobsHistoryLimit 3", cfg: successful, obj: asServed(cronJob(cronOptOut("false"))), outcome: OptedOut},
+			obj: jobtest.AsServed(cronJob(func(cj *batchv1.CronJob) { cj.Spec.SuccessfulJobsHistoryLimit = ptr[int32](5) }))},
+		{name: "opt-out leaves successfulJobsHistoryLimit 3", cfg: successful, obj: jobtest.AsServed(cronJob(cronOptOut("false"))), outcome: OptedOut},
 
 		// failedJobsHistoryLimit: in-tree default 1.
 		{name: "failedJobsHistoryLimit absent is set", cfg: failed2, obj: cronJob(),
 			want: []string{"add /spec/failedJobsHistoryLimit 2", defaultedOp("spec.failedJobsHistoryLimit")}, warn: []string{"spec.failedJobsHistoryLimit=2"}},
-		{name: "failedJobsHistoryLimit 1, the in-tree default, is replaced", cfg: failed2, obj: asServed(cronJob()),
+		{name: "failedJobsHistoryLimit 1, the in-tree default, is replaced", cfg: failed2, obj: jobtest.AsServed(cronJob()),
 			want: []string{"replace /spec/failedJobsHistoryLimit 2", defaultedOp("spec.failedJobsHistoryLimit")},
 			warn: []string{"spec.failedJobsHistoryLimit=2 (was 1, the API server's default)"}},
 		{name: "explicit failedJobsHistoryLimit 0 is kept", cfg: failed2,
 			obj: cronJob(func(cj *batchv1.CronJob) { cj.Spec.FailedJobsHistoryLimit = ptr[int32](0) })},
-		{name: "failedJobsHistoryLimit configured as the in-tree 1 leaves it alone", cfg: failed1, obj: asServed(cronJob())},
+		{name: "failedJobsHistoryLimit configured as the in-tree 1 leaves it alone", cfg: failed1, obj: jobtest.AsServed(cronJob())},
 		{name: "failedJobsHistoryLimit configured as the in-tree 1 leaves it absent, for the API server to set", cfg: failed1, obj: cronJob()},
 		{name: "concurrencyPolicy configured as the in-tree Allow leaves it absent", cfg: only(func(c *config.Config) {
 			c.CronJobs.ConcurrencyPolicy = ptr(batchv1.AllowConcurrent)
@@ -192,22 +194,22 @@ func TestCronJobFields(t *testing.T) {
 		// concurrencyPolicy: in-tree default Allow.
 		{name: "concurrencyPolicy absent is set", cfg: forbid, obj: cronJob(),
 			want: []string{`add /spec/concurrencyPolicy "Forbid"`, defaultedOp("spec.concurrencyPolicy")}, warn: []string{"spec.concurrencyPolicy=Forbid"}},
-		{name: "concurrencyPolicy Allow, the in-tree default, is replaced", cfg: forbid, obj: asServed(cronJob()),
+		{name: "concurrencyPolicy Allow, the in-tree default, is replaced", cfg: forbid, obj: jobtest.AsServed(cronJob()),
 			want: []string{`replace /spec/concurrencyPolicy "Forbid"`, defaultedOp("spec.concurrencyPolicy")},
 			warn: []string{"spec.concurrencyPolicy=Forbid (was Allow, the API server's default)"}},
 		{name: "explicit concurrencyPolicy Replace is kept", cfg: forbid,
-			obj: asServed(cronJob(func(cj *batchv1.CronJob) { cj.Spec.ConcurrencyPolicy = batchv1.ReplaceConcurrent }))},
-		{name: "opt-out leaves concurrencyPolicy Allow", cfg: forbid, obj: asServed(cronJob(cronOptOut("false")))},
+			obj: jobtest.AsServed(cronJob(func(cj *batchv1.CronJob) { cj.Spec.ConcurrencyPolicy = batchv1.ReplaceConcurrent }))},
+		{name: "opt-out leaves concurrencyPolicy Allow", cfg: forbid, obj: jobtest.AsServed(cronJob(cronOptOut("false")))},
 
 		// startingDeadlineSeconds: no in-tree default.
-		{name: "startingDeadlineSeconds absent is set", cfg: starting, obj: asServed(cronJob()),
+		{name: "startingDeadlineSeconds absent is set", cfg: starting, obj: jobtest.AsServed(cronJob()),
 			want: []string{"add /spec/startingDeadlineSeconds 200", defaultedOp("spec.startingDeadlineSeconds")}, warn: []string{"spec.startingDeadlineSeconds=200"}},
 		{name: "explicit startingDeadlineSeconds is kept", cfg: starting,
 			obj: cronJob(func(cj *batchv1.CronJob) { cj.Spec.StartingDeadlineSeconds = ptr[int64](30) })},
 		{name: "opt-out leaves startingDeadlineSeconds absent", cfg: starting, obj: cronJob(cronOptOut("false"))},
 
 		// The job template gets the jobs defaults; the API server does not default its Job spec.
-		{name: "job template gets the jobs defaults", cfg: templated, obj: asServed(cronJob(func(cj *batchv1.CronJob) {
+		{name: "job template gets the jobs defaults", cfg: templated, obj: jobtest.AsServed(cronJob(func(cj *batchv1.CronJob) {
 			cj.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy = ""
 		})),
 			want: []string{
@@ -220,12 +222,12 @@ func TestCronJobFields(t *testing.T) {
 		{name: "job template backoffLimit 6 is replaced like a Job's", cfg: backoff3,
 			obj:  cronJob(func(cj *batchv1.CronJob) { cj.Spec.JobTemplate.Spec.BackoffLimit = ptr[int32](6) }),
 			want: []string{"replace /spec/jobTemplate/spec/backoffLimit 3", defaultedOp("spec.jobTemplate.spec.backoffLimit")}, warn: []string{"(was 6"}},
-		{name: "job template explicit values are kept", cfg: templated, obj: asServed(cronJob(func(cj *batchv1.CronJob) {
+		{name: "job template explicit values are kept", cfg: templated, obj: jobtest.AsServed(cronJob(func(cj *batchv1.CronJob) {
 			cj.Spec.JobTemplate.Spec.TTLSecondsAfterFinished = ptr[int32](0)
 			cj.Spec.JobTemplate.Spec.BackoffLimit = ptr[int32](1)
 			cj.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy = corev1.RestartPolicyOnFailure
 		}))},
-		{name: "job template container-level restartPolicy moves to its pod template", cfg: templated, obj: asServed(cronJob(func(cj *batchv1.CronJob) {
+		{name: "job template container-level restartPolicy moves to its pod template", cfg: templated, obj: jobtest.AsServed(cronJob(func(cj *batchv1.CronJob) {
 			cj.Spec.JobTemplate.Spec.TTLSecondsAfterFinished = ptr[int32](10)
 			cj.Spec.JobTemplate.Spec.BackoffLimit = ptr[int32](1)
 			cj.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy = ""
@@ -234,16 +236,16 @@ func TestCronJobFields(t *testing.T) {
 			want: []string{`replace /spec/jobTemplate/spec/template/spec/restartPolicy "OnFailure"`,
 				"remove /spec/jobTemplate/spec/template/spec/containers/0/restartPolicy", defaultedOp("spec.jobTemplate.spec.template.spec.restartPolicy")},
 			warn: []string{`the restartPolicy written on container "main"`, "(spec.jobTemplate.spec.template.spec.containers[0].restartPolicy)", "restartPolicy=OnFailure"}},
-		{name: "job template opt-out leaves the template but defaults the CronJob", cfg: config.Default(), obj: asServed(cronJob(func(cj *batchv1.CronJob) {
+		{name: "job template opt-out leaves the template but defaults the CronJob", cfg: config.Default(), obj: jobtest.AsServed(cronJob(func(cj *batchv1.CronJob) {
 			cj.Spec.JobTemplate.Annotations = map[string]string{annotations.Defaults: "false"}
 			cj.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy = ""
 		})),
 			want: []string{"replace /spec/successfulJobsHistoryLimit 1", defaultedOp("spec.successfulJobsHistoryLimit")},
 			warn: []string{`tandem.dev/defaults in spec.jobTemplate.metadata is "false", so tandem left spec.jobTemplate.spec.template.spec.restartPolicy as it is`, "spec.successfulJobsHistoryLimit=1"}},
-		{name: "CronJob opt-out leaves everything, even a job template that says true", cfg: config.Default(), obj: asServed(cronJob(cronOptOut("false"), func(cj *batchv1.CronJob) {
+		{name: "CronJob opt-out leaves everything, even a job template that says true", cfg: config.Default(), obj: jobtest.AsServed(cronJob(cronOptOut("false"), func(cj *batchv1.CronJob) {
 			cj.Spec.JobTemplate.Annotations = map[string]string{annotations.Defaults: "true"}
 		})), outcome: OptedOut},
-		{name: "built-in configuration on a bare CronJob as the API server sends it", cfg: config.Default(), obj: asServed(cronJob(func(cj *batchv1.CronJob) {
+		{name: "built-in configuration on a bare CronJob as the API server sends it", cfg: config.Default(), obj: jobtest.AsServed(cronJob(func(cj *batchv1.CronJob) {
 			cj.Spec.JobTemplate.Spec.Template.Spec.RestartPolicy = ""
 		})),
 			want: []string{
@@ -295,7 +297,7 @@ func TestBadDefaultsAnnotation(t *testing.T) {
 
 func TestBackoffLimitPerIndexDefaultIsMaxInt32(t *testing.T) {
 	// Guards the test double asServed against the API server's rule the backoffLimit case relies on.
-	if got := *asServed(job(func(j *batchv1.Job) { j.Spec.BackoffLimitPerIndex = ptr[int32](1) })).Spec.BackoffLimit; got != math.MaxInt32 {
+	if got := *jobtest.AsServed(job(func(j *batchv1.Job) { j.Spec.BackoffLimitPerIndex = ptr[int32](1) })).Spec.BackoffLimit; got != math.MaxInt32 {
 		t.Fatalf("got %d", got)
 	}
 }

@@ -1,21 +1,21 @@
-// Package offline applies tandem's mutations to YAML manifests offline, for `tandem inject`: every Pod and
-// every pod template of a workload gets exactly the JSON patch the webhook would send for it, and every Job and
-// CronJob the defaults the webhook would set (plus the repairs only possible on what the user wrote).
+// Package offline is `tandem inject`: it applies tandem's mutations to manifest files, with no API server. Every
+// Pod and every pod template of a workload gets exactly what the webhook's pod injector would give it, and every
+// Job and CronJob the defaults the webhook would set, plus the repairs only possible on what the user wrote.
+//
+// Each document is decoded once into a tree of maps and lists; the typed planners (webhook/podinject,
+// webhook/jobdefaults) see the parts they plan as typed objects converted from that tree, and their JSON patch
+// operations are applied to the tree itself (internal/patch), so fields tandem's Go types do not know survive.
 package offline
 
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
-	gomodulesjsonpatch "gomodules.xyz/jsonpatch/v2"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utiljson "k8s.io/apimachinery/pkg/util/json"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
@@ -24,18 +24,18 @@ import (
 	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
-// mutators are the webhook's pure mutators, for one configuration.
-type mutators struct {
-	pods *podinject.Injector
-	jobs *jobdefaults.Defaulter
-}
-
 // Result is what Inject did to a stream of documents.
 type Result struct {
 	// Warnings are the admission warnings the webhook would have sent, each prefixed with its object.
 	Warnings []string
 	// Changed counts the documents that were changed.
 	Changed int
+}
+
+// mutators are the webhook's pure planners, for one configuration.
+type mutators struct {
+	pods *podinject.Injector
+	jobs *jobdefaults.Defaulter
 }
 
 // Inject reads multi-document YAML (or JSON) from r and writes it to w with every pod injected and every Job and
@@ -61,7 +61,7 @@ func Inject(r io.Reader, w io.Writer, cfg *config.Config) (Result, error) {
 		if len(bytes.TrimSpace(doc)) == 0 {
 			continue
 		}
-		changed, warnings, err := document(doc, in)
+		changed, warnings, err := in.document(doc)
 		if err != nil {
 			errs = append(errs, fmt.Sprintf("document %d: %v", n, err))
 			continue
@@ -71,13 +71,7 @@ func Inject(r io.Reader, w io.Writer, cfg *config.Config) (Result, error) {
 			res.Changed++
 			doc = changed
 		}
-		if out.Len() > 0 {
-			out.WriteString("---\n")
-		}
-		out.Write(doc)
-		if !bytes.HasSuffix(doc, []byte("\n")) {
-			out.WriteByte('\n')
-		}
+		writeDocument(&out, doc)
 	}
 	if len(errs) > 0 {
 		return res, errors.New(strings.Join(errs, "\n"))
@@ -86,40 +80,95 @@ func Inject(r io.Reader, w io.Writer, cfg *config.Config) (Result, error) {
 	return res, err
 }
 
+func writeDocument(out *bytes.Buffer, doc []byte) {
+	if out.Len() > 0 {
+		out.WriteString("---\n")
+	}
+	out.Write(doc)
+	if !bytes.HasSuffix(doc, []byte("\n")) {
+		out.WriteByte('\n')
+	}
+}
+
 // document returns the document changed, or nil when tandem leaves it alone.
-func document(doc []byte, in mutators) ([]byte, []string, error) {
+func (in mutators) document(doc []byte) ([]byte, []string, error) {
 	raw, err := yaml.YAMLToJSON(doc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("not valid YAML: %w", err)
 	}
-	if !bytes.HasPrefix(bytes.TrimSpace(raw), []byte("{")) {
+	var tree any
+	if err := utiljson.Unmarshal(raw, &tree); err != nil {
+		return nil, nil, fmt.Errorf("not valid YAML: %w", err)
+	}
+	obj, ok := tree.(map[string]any)
+	if !ok {
 		return nil, nil, nil // a comment, a scalar, a list: not an object, so not ours
 	}
-	ops, warnings, err := objectPatch(raw, "", in)
-	if err != nil || len(ops) == 0 {
+	changed, warnings, err := in.object(obj)
+	if err != nil || !changed {
 		return nil, warnings, err
 	}
-	patch, err := json.Marshal(ops)
-	if err != nil {
-		return nil, nil, err
-	}
-	decoded, err := jsonpatch.DecodePatch(patch)
-	if err != nil {
-		return nil, nil, err
-	}
-	patched, err := decoded.Apply(raw)
-	if err != nil {
-		return nil, nil, fmt.Errorf("applying the patch: %w", err)
-	}
-	out, err := yaml.JSONToYAML(patched)
+	out, err := yaml.Marshal(obj)
 	return out, warnings, err
 }
 
-// object is the part of any object needed to find its pods.
-type object struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Metadata   metav1.ObjectMeta `json:"metadata"`
+// object mutates one object in place, as the webhook would mutate it and the pods made from it, and returns
+// whether anything changed and the warnings the webhook would send, each naming the object.
+func (in mutators) object(obj map[string]any) (bool, []string, error) {
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	if !strings.Contains(apiVersion, "/") && strings.HasSuffix(kind, "List") {
+		return in.list(obj)
+	}
+	path, ok := TemplatePath(apiVersion, kind)
+	if !ok {
+		return false, nil, nil
+	}
+	name := kind + " " + objectName(obj)
+	var (
+		changed  bool
+		warnings []string
+	)
+	// The API server stores a Job or CronJob with its defaults, and its controllers make pods from the stored
+	// template: the defaults come first, then the pod injection, as in a cluster.
+	if jobKind := batchKind(apiVersion, kind); jobKind != "" {
+		jobChanged, jobWarnings, err := in.defaultJob(obj, jobKind)
+		if err != nil {
+			return false, nil, fmt.Errorf("%s: %w", name, err)
+		}
+		changed, warnings = jobChanged, jobWarnings
+	}
+	podChanged, podWarnings, err := in.injectPod(obj, path)
+	if err != nil {
+		return false, nil, fmt.Errorf("%s: %w", name, err)
+	}
+	changed, warnings = changed || podChanged, append(podWarnings, warnings...)
+	named := make([]string, len(warnings))
+	for i, w := range warnings {
+		named[i] = name + ": " + w
+	}
+	return changed, named, nil
+}
+
+// list mutates the items of a v1 List, as kubectl get -o yaml writes it.
+func (in mutators) list(obj map[string]any) (bool, []string, error) {
+	items, _ := obj["items"].([]any)
+	var (
+		changed  bool
+		warnings []string
+	)
+	for i, item := range items {
+		o, ok := item.(map[string]any)
+		if !ok {
+			continue
+		}
+		c, w, err := in.object(o)
+		if err != nil {
+			return false, nil, fmt.Errorf("item %d: %w", i, err)
+		}
+		changed, warnings = changed || c, append(warnings, w...)
+	}
+	return changed, warnings, nil
 }
 
 // templatePaths gives, for each kind that holds pods, where its pod template is. The key is group/kind, any
@@ -136,46 +185,6 @@ var templatePaths = map[string][]string{
 	"batch/CronJob":          {"spec", "jobTemplate", "spec", "template"},
 }
 
-// objectPatch returns the operations the webhook would make on the pods in one object at prefix, with the
-// warnings it would send, each naming the object.
-func objectPatch(raw []byte, prefix string, in mutators) ([]gomodulesjsonpatch.Operation, []string, error) {
-	var obj object
-	if err := json.Unmarshal(raw, &obj); err != nil {
-		return nil, nil, fmt.Errorf("not a Kubernetes object: %w", err)
-	}
-	name := fmt.Sprintf("%s %s", obj.Kind, objectName(&obj.Metadata))
-	if !strings.Contains(obj.APIVersion, "/") && strings.HasSuffix(obj.Kind, "List") {
-		return listPatch(raw, prefix, in)
-	}
-	path, ok := TemplatePath(obj.APIVersion, obj.Kind)
-	if !ok {
-		return nil, nil, nil
-	}
-	var pod corev1.PodTemplateSpec
-	if err := json.Unmarshal(dig(raw, path), &pod); err != nil {
-		return nil, nil, fmt.Errorf("%s: decoding its pod: %w", name, err)
-	}
-	plan, err := in.pods.Plan(&pod.ObjectMeta, &pod.Spec)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", name, err)
-	}
-	ops, warnings := plan.Patch(prefix+pointer(path), &pod.ObjectMeta, &pod.Spec), plan.Warnings
-	if group, _, _ := strings.Cut(obj.APIVersion, "/"); group == "batch" {
-		// The pod injector's operations touch the pod template only, the defaulter's the Job's own fields and
-		// the template's restartPolicy, so the two apply one after the other.
-		jobOps, jobWarnings, err := in.jobs.PatchDocument(raw, prefix)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", name, err)
-		}
-		ops, warnings = append(ops, jobOps...), append(warnings, jobWarnings...)
-	}
-	named := make([]string, len(warnings))
-	for i, w := range warnings {
-		named[i] = name + ": " + w
-	}
-	return ops, named, nil
-}
-
 // TemplatePath returns where an object of this apiVersion and kind holds its pod (nil for a Pod itself), and
 // whether it holds one at all.
 func TemplatePath(apiVersion, kind string) ([]string, bool) {
@@ -187,58 +196,30 @@ func TemplatePath(apiVersion, kind string) ([]string, bool) {
 	return path, ok
 }
 
-// listPatch handles a v1 List, as kubectl get -o yaml writes it.
-func listPatch(raw []byte, prefix string, in mutators) ([]gomodulesjsonpatch.Operation, []string, error) {
-	var list struct {
-		Items []json.RawMessage `json:"items"`
+// batchKind returns Job or CronJob for those kinds of the batch group, in any version, and "" otherwise.
+func batchKind(apiVersion, kind string) string {
+	group, _, ok := strings.Cut(apiVersion, "/")
+	if !ok || group != "batch" || (kind != "Job" && kind != "CronJob") {
+		return ""
 	}
-	if err := json.Unmarshal(raw, &list); err != nil {
-		return nil, nil, fmt.Errorf("decoding a List: %w", err)
-	}
-	var (
-		ops      []gomodulesjsonpatch.Operation
-		warnings []string
-	)
-	for i, item := range list.Items {
-		o, w, err := objectPatch(item, fmt.Sprintf("%s/items/%d", prefix, i), in)
-		if err != nil {
-			return nil, nil, fmt.Errorf("item %d: %w", i, err)
-		}
-		ops, warnings = append(ops, o...), append(warnings, w...)
-	}
-	return ops, warnings, nil
+	return kind
 }
 
-// dig returns the JSON at path in raw, or nil.
-func dig(raw []byte, path []string) []byte {
+// objectAt returns the object at path in obj; nil when the path is absent or not an object.
+func objectAt(obj map[string]any, path ...string) map[string]any {
 	for _, key := range path {
-		var fields map[string]json.RawMessage
-		if json.Unmarshal(raw, &fields) != nil {
-			return []byte("{}")
-		}
-		raw = fields[key]
+		obj, _ = obj[key].(map[string]any)
 	}
-	if raw == nil {
-		return []byte("{}")
-	}
-	return raw
+	return obj
 }
 
-func pointer(path []string) string {
-	var b strings.Builder
-	for _, p := range path {
-		b.WriteString("/" + podinject.EscapePointer(p))
+func objectName(obj map[string]any) string {
+	meta := objectAt(obj, "metadata")
+	if name, _ := meta["name"].(string); name != "" {
+		return name
 	}
-	return b.String()
-}
-
-func objectName(m *metav1.ObjectMeta) string {
-	switch {
-	case m.Name != "":
-		return m.Name
-	case m.GenerateName != "":
-		return m.GenerateName + "*"
-	default:
-		return "(unnamed)"
+	if gen, _ := meta["generateName"].(string); gen != "" {
+		return gen + "*"
 	}
+	return "(unnamed)"
 }

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/tandem-dev/tandem/internal/patch"
 	"github.com/tandem-dev/tandem/webhook/config"
 	"github.com/tandem-dev/tandem/webhook/podinject"
 	"github.com/tandem-dev/tandem/webhook/podinject/injecttest"
@@ -35,7 +36,7 @@ func BenchmarkInjectPod(b *testing.B) {
 		if err != nil || plan.Outcome != podinject.Injected {
 			b.Fatalf("outcome %v, error %v", plan, err)
 		}
-		if _, err := podinject.MarshalPatch(plan.Patch("", &pod.ObjectMeta, &pod.Spec)); err != nil {
+		if _, err := patch.Marshal(plan.Patch("", &pod.ObjectMeta, &pod.Spec)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -58,9 +59,9 @@ func BenchmarkInjectPodWithoutAnnotations(b *testing.B) {
 	}
 }
 
-// TestMarshalPatchIsJSONMarshal checks that MarshalPatch, which the webhook answers with, writes the bytes
+// TestMarshalIsJSONMarshal checks that patch.Marshal, which the webhook answers with, writes the bytes
 // json.Marshal writes for the same operations: the benchmark's pod, and the operations with a nil value.
-func TestMarshalPatchIsJSONMarshal(t *testing.T) {
+func TestMarshalIsJSONMarshal(t *testing.T) {
 	pod := decodePod(t, injecttest.PostgresPod())
 	plan, err := podinject.New(config.Default()).Plan(&pod.ObjectMeta, &pod.Spec)
 	if err != nil {
@@ -78,9 +79,9 @@ func TestMarshalPatchIsJSONMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := podinject.MarshalPatch(ops)
+		got, err := patch.Marshal(ops)
 		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("%s: MarshalPatch = %s, %v\njson.Marshal = %s", name, got, err, want)
+			t.Errorf("%s: patch.Marshal = %s, %v\njson.Marshal = %s", name, got, err, want)
 		}
 	}
 }

@@ -75,9 +75,3 @@ func TestPatchCreatesMissingLists(t *testing.T) {
 		t.Errorf("annotations = %v", ann)
 	}
 }
-
-func TestEscapePointer(t *testing.T) {
-	if got := podinject.EscapePointer("tandem.dev/a~b"); got != "tandem.dev~1a~0b" {
-		t.Errorf("EscapePointer = %q", got)
-	}
-}

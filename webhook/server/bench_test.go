@@ -30,7 +30,7 @@ func BenchmarkPodHandlerUnannotated(b *testing.B) {
 
 // BenchmarkJobHandler measures one admission of the original example Job through the Job endpoint.
 func BenchmarkJobHandler(b *testing.B) {
-	benchmarkHandler(b, jobHandler(), server.JobPath, review(admissionv1.Create, seedJob, batchKind("Job")), true)
+	benchmarkHandler(b, jobHandler(), server.JobPath, review(admissionv1.Create, exampleJob, batchKind("Job")), true)
 }
 
 // BenchmarkCronJobHandler measures one admission of a CronJob through the CronJob endpoint.
@@ -98,10 +98,10 @@ func TestOnePassDecodingAnswersAlike(t *testing.T) {
 		{"not a pod", podHandler, server.PodPath, review(admissionv1.Create, `{"spec":{"containers":"nope"}}`)},
 		{"null pod", podHandler, server.PodPath, review(admissionv1.Create, "null")},
 		{"deployment on the pod endpoint", podHandler, server.PodPath, review(admissionv1.Create, `{"spec":{"template":{}}}`, deployment)},
-		{"job", jobHandler, server.JobPath, review(admissionv1.Create, seedJob, batchKind("Job"))},
+		{"job", jobHandler, server.JobPath, review(admissionv1.Create, exampleJob, batchKind("Job"))},
 		{"cronjob", jobHandler, server.CronJobPath, review(admissionv1.Create, cronJob, batchKind("CronJob"))},
 		{"cronjob on the job endpoint", jobHandler, server.JobPath, review(admissionv1.Create, cronJob, batchKind("CronJob"))},
-		{"opted-out job", jobHandler, server.JobPath, review(admissionv1.Create, strings.Replace(seedJob, `"namespace":"batch"`, `"namespace":"batch","annotations":{"tandem.dev/defaults":"maybe"}`, 1), batchKind("Job"))},
+		{"opted-out job", jobHandler, server.JobPath, review(admissionv1.Create, strings.Replace(exampleJob, `"namespace":"batch"`, `"namespace":"batch","annotations":{"tandem.dev/defaults":"maybe"}`, 1), batchKind("Job"))},
 		{"not a job", jobHandler, server.JobPath, review(admissionv1.Create, `{"spec":{"template":"nope"}}`, batchKind("Job"))},
 	}
 	for _, tt := range tests {

@@ -20,7 +20,7 @@ func FuzzHandlers(f *testing.F) {
 	f.Add([]byte(`{"metadata":{"annotations":{"tandem.dev/backup":"true"}},"spec":{"containers":null,"volumes":[{"name":"backup-data"}]}}`), true, uint8(0))
 	f.Add([]byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}`), false, uint8(0))
 	f.Add([]byte("null"), true, uint8(0))
-	f.Add([]byte(seedJob), true, uint8(1))
+	f.Add([]byte(exampleJob), true, uint8(1))
 	f.Add([]byte(cronJob), true, uint8(2))
 	f.Add([]byte(`{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"restartPolicy":"Never"}]}}}}}}`), true, uint8(2))
 	pods, jobs := podHandler(), jobHandler()

@@ -15,7 +15,7 @@ import (
 
 // The original example Job as the API server sends it to a webhook: its own defaults applied (backoffLimit 6 is
 // the user's 3 here, restartPolicy Always on the pod), and the container-level restartPolicy the user wrote.
-const seedJob = `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"data-processing-job","namespace":"batch"},
+const exampleJob = `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"data-processing-job","namespace":"batch"},
   "spec":{"backoffLimit":3,"completions":1,"parallelism":1,"suspend":false,"futureJobField":"keep",
     "template":{"spec":{"restartPolicy":"Always","containers":[{"name":"data-processor","image":"data-processor:v1.4",
       "command":["python","process_data.py"],"restartPolicy":"Never"}]}}}}`
@@ -36,8 +36,8 @@ func batchKind(kind string) func(*admissionv1.AdmissionRequest) {
 }
 
 func TestJobCreateIsDefaulted(t *testing.T) {
-	out := post(t, jobHandler(), review(admissionv1.Create, seedJob, batchKind("Job")), "application/json")
-	job := patched(t, seedJob, out.Response)
+	out := post(t, jobHandler(), review(admissionv1.Create, exampleJob, batchKind("Job")), "application/json")
+	job := patched(t, exampleJob, out.Response)
 	spec := job["spec"].(map[string]any)
 	pod := spec["template"].(map[string]any)["spec"].(map[string]any)
 	if spec["ttlSecondsAfterFinished"] != 100.0 || spec["backoffLimit"] != 3.0 || pod["restartPolicy"] != "Never" || spec["futureJobField"] != "keep" {
@@ -68,7 +68,7 @@ func TestCronJobCreateIsDefaulted(t *testing.T) {
 
 func TestJobsOnlyCreateMutates(t *testing.T) {
 	for _, op := range []admissionv1.Operation{admissionv1.Update, admissionv1.Delete} {
-		out := post(t, jobHandler(), review(op, seedJob, batchKind("Job")), "application/json")
+		out := post(t, jobHandler(), review(op, exampleJob, batchKind("Job")), "application/json")
 		if !out.Response.Allowed || out.Response.Patch != nil {
 			t.Errorf("%s: response = %+v", op, out.Response)
 		}
@@ -76,12 +76,12 @@ func TestJobsOnlyCreateMutates(t *testing.T) {
 }
 
 func TestJobOptOutAndBadOptOut(t *testing.T) {
-	optedOut := strings.Replace(seedJob, `"namespace":"batch"`, `"namespace":"batch","annotations":{"tandem.dev/defaults":"false"}`, 1)
+	optedOut := strings.Replace(exampleJob, `"namespace":"batch"`, `"namespace":"batch","annotations":{"tandem.dev/defaults":"false"}`, 1)
 	out := post(t, jobHandler(), review(admissionv1.Create, optedOut, batchKind("Job")), "application/json")
 	if !out.Response.Allowed || out.Response.Patch != nil {
 		t.Errorf("opted out: response = %+v", out.Response)
 	}
-	bad := strings.Replace(seedJob, `"namespace":"batch"`, `"namespace":"batch","annotations":{"tandem.dev/defaults":"no"}`, 1)
+	bad := strings.Replace(exampleJob, `"namespace":"batch"`, `"namespace":"batch","annotations":{"tandem.dev/defaults":"no"}`, 1)
 	r := post(t, jobHandler(), review(admissionv1.Create, bad, batchKind("Job")), "application/json").Response
 	if r.Allowed || r.Result.Code != http.StatusForbidden || !strings.Contains(r.Result.Message, "tandem.dev/defaults") {
 		t.Errorf("bad opt-out: response = %+v", r)

@@ -1,5 +1,5 @@
 // Package server answers the API server's AdmissionReviews: it decodes each review once, calls the pure
-// mutators of the inject (and jobs) packages, and answers with their JSON patch and warnings. It also wires
+// mutators of the podinject and jobdefaults packages, and answers with their JSON patch and warnings. It also wires
 // tandem's HTTPS, metrics and health servers.
 package server
 
@@ -21,7 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/tandem-dev/tandem/webhook/podinject"
+	"github.com/tandem-dev/tandem/internal/patch"
 )
 
 // MaxRequestBytes bounds an AdmissionReview: two objects of at most 3 MiB each and the envelope, as
@@ -188,7 +188,7 @@ func objectOf[T any, PT interface {
 	return obj, json.Unmarshal(req.Object.Raw, obj)
 }
 
-// complete does what admission.Response.Complete does, but encodes the patch with podinject.MarshalPatch, in one
+// complete does what admission.Response.Complete does, but encodes the patch with patch.Marshal, in one
 // pass instead of two. The bytes are the same.
 func complete(resp *admission.Response, req admission.Request) error {
 	ops := resp.Patches
@@ -196,12 +196,12 @@ func complete(resp *admission.Response, req admission.Request) error {
 	if err := resp.Complete(req); err != nil || len(ops) == 0 {
 		return err
 	}
-	patch, err := podinject.MarshalPatch(ops)
+	encoded, err := patch.Marshal(ops)
 	if err != nil {
 		return err
 	}
 	patchType := admissionv1.PatchTypeJSONPatch
-	resp.Patch, resp.PatchType = patch, &patchType
+	resp.Patch, resp.PatchType = encoded, &patchType
 	return nil
 }
 

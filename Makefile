@@ -28,9 +28,13 @@ example: ## Print the example database Pod as tandem injects it.
 fmt: ## Format the Go code.
 	gofmt -w $$(git ls-files '*.go')
 
+.PHONY: docs
+docs: ## Regenerate the generated sections of the README and the chart's README.
+	$(GO) run ./hack/docgen
+
 .PHONY: update-golden
-update-golden: ## Rewrite the golden files in webhook/testdata from the current output; review the diff.
-	$(GO) test ./webhook/ -run TestInjection -update
+update-golden: ## Rewrite webhook/testdata/golden/*.golden from the current output; review the diff.
+	$(GO) test ./webhook/ -run TestGolden -update
 
 .PHONY: fuzz
 fuzz: ## Fuzz the admission handlers for FUZZTIME (default 1m).
@@ -47,6 +51,7 @@ lint: ## gofmt, go vet, go build, pinned versions agree.
 	$(GO) vet ./...
 	$(GO) build ./...
 	hack/verify-pins.sh
+	$(GO) run ./hack/docgen -check
 
 .PHONY: deps
 deps: ## Install or build, once, what the unit tests run against (PostgreSQL, MariaDB, versitygw, helm).

@@ -304,13 +304,10 @@ func keys(m map[string]*unstructured.Unstructured) []string {
 	return ks
 }
 
-// TestREADMEDocumentsEveryValue checks that every value documented in values.yaml (a "# --" comment above it)
-// has a row in the README's values table, and that every key of values.yaml is documented.
-func TestREADMEDocumentsEveryValue(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestEveryValueIsDocumented checks that every key of values.yaml has a "# --" comment, its own or its map's:
+// the chart's README is generated from them (go run ./hack/docgen), and helm-docs lists an undocumented value
+// with an empty description instead of failing.
+func TestEveryValueIsDocumented(t *testing.T) {
 	values, err := os.ReadFile(filepath.Join(chart, "values.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -336,9 +333,6 @@ func TestREADMEDocumentsEveryValue(t *testing.T) {
 			name := strings.Join(path, ".")
 			if depth <= covered {
 				covered = -1
-			}
-			if documented && !strings.Contains(string(readme), "| `"+name+"` |") {
-				t.Errorf("README's values table has no row for %s", name)
 			}
 			if documented && !leaf {
 				covered = depth

@@ -5,6 +5,7 @@
 #   helm=$(hack/tools.sh helm)
 #   kind=$(hack/tools.sh kind)
 #   versitygw=$(hack/tools.sh versitygw)       # the S3-compatible store the tests upload to
+#   helmdocs=$(hack/tools.sh helm-docs)        # the chart's README from values.yaml (go run ./hack/docgen)
 #   crds=$(hack/tools.sh cert-manager-crds)
 #
 # Versions: hack/versions.sh. Cache: ${TANDEM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tandem}/tools/NAME-VERSION.
@@ -48,6 +49,7 @@ case "${1:-}" in
 helm) go_tool helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION" ;;
 kind) go_tool kind sigs.k8s.io/kind "$KIND_VERSION" ;;
 versitygw) go_tool versitygw github.com/versity/versitygw/cmd/versitygw "$VERSITYGW_VERSION" ;;
+helm-docs) go_tool helm-docs github.com/norwoodj/helm-docs/cmd/helm-docs "$HELM_DOCS_VERSION" ;;
 cert-manager-crds)
 	dir=$(cd "${TMPDIR:-/tmp}" && GOWORK=off GOFLAGS=-mod=mod go mod download -json "github.com/cert-manager/cert-manager@$CERT_MANAGER_VERSION" |
 		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
@@ -55,6 +57,6 @@ cert-manager-crds)
 	echo "$dir/deploy/crds"
 	;;
 *)
-	die "usage: hack/tools.sh helm|kind|versitygw|cert-manager-crds"
+	die "usage: hack/tools.sh helm|helm-docs|kind|versitygw|cert-manager-crds"
 	;;
 esac

@@ -15,6 +15,7 @@ ETCD_VERSION=v3.7.0        # go.etcd.io/etcd/server/v3; kubeadm v1.37's default 
 
 # --- Tools built from the Go module proxy (hack/tools.sh) -----------------------------------------------------
 HELM_VERSION=v3.22.0         # helm.sh/helm/v3
+HELM_DOCS_VERSION=v1.14.2    # github.com/norwoodj/helm-docs: charts/tandem/README.md from values.yaml
 KIND_VERSION=v0.33.0         # sigs.k8s.io/kind; its images/base/files also go into the offline node image
 VERSITYGW_VERSION=v1.8.0     # github.com/versity/versitygw: the S3-compatible store of the tests
 CERT_MANAGER_VERSION=v1.21.2 # github.com/cert-manager/cert-manager: its CRDs (envtest), its release (public kind)

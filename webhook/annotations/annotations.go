@@ -1,7 +1,7 @@
 // Package annotations holds every annotation key tandem reads or writes, each with the check of its value.
 //
-// The README's annotation reference is tested against All, so a key added here without documentation fails
-// the tests.
+// The README's annotation reference is generated from All (go run ./hack/docgen; make lint fails when it is
+// stale), so a key's documentation lives here, beside its check.
 package annotations
 
 import (
@@ -59,9 +59,10 @@ const DefaultDatabaseSecretKey = "database-password"
 
 // Annotation documents one key: what it does, its default, and the check of its value.
 type Annotation struct {
-	Key         string
+	Key string
+	// Description is the key's meaning, in Markdown: the README's annotation table shows it as written.
 	Description string
-	// Default is what applies when the key is absent, in words.
+	// Default is what applies when the key is absent, in words (Markdown).
 	Default string
 	// SetByTandem marks keys tandem writes; users do not set them.
 	SetByTandem bool
@@ -69,13 +70,13 @@ type Annotation struct {
 	Validate func(value string) error
 }
 
-// All lists every annotation tandem knows, in the order the README documents them.
+// All lists every annotation tandem knows, in the order of the README's annotation table.
 var All = []Annotation{
 	{Key: Backup, Description: `Opts the pod in. The value names a profile, or is "true" for the default profile; "false" opts out.`,
 		Default: "no injection", Validate: ValidateProfileName},
 	{Key: BackupLocation, Description: "Where backups are uploaded: `s3://bucket/prefix` (AWS S3 and S3-compatible stores) or `file:///path`; the sidecar's `BACKUP_LOCATION`.",
 		Default: "the profile's `backupLocation`; required if the profile has none", Validate: func(v string) error { _, err := ValidateLocation(v); return err }},
-	{Key: DatabaseSecret, Description: "Secret with the database password: `DATABASE_PASSWORD` from a `secretKeyRef`, and the Secret mounted read-only at `/secrets`.",
+	{Key: DatabaseSecret, Description: "Secret with the database password: `DATABASE_PASSWORD` from a `secretKeyRef`, and the Secret mounted read-only at `/secrets` (volume named after the Secret, or `database-secret` if its name is not a valid volume name).",
 		Default: "no password (a warning)", Validate: ValidateSecretName},
 	{Key: DatabaseSecretKey, Description: "Key of the password in the database secret.",
 		Default: "`" + DefaultDatabaseSecretKey + "`", Validate: ValidateSecretKey},

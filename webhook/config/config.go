@@ -16,13 +16,25 @@ import (
 )
 
 // Config is the whole configuration.
+//
+// The doc comments of its fields, and of the types below, are the README's configuration reference and the
+// rules of its Job and CronJob defaults (hack/docgen writes them there, Markdown included): each says what the
+// key does, and a last paragraph "Default: ..." what applies when it is left out. The built-in values of jobs
+// and cronJobs are read from default.yaml.
 type Config struct {
-	// BackupImage is the image of tandem's backup sidecar (tandem backup and the database clients); a profile
-	// without an image runs it. DefaultBackupImage when empty.
+	// BackupImage is the image of tandem's backup sidecar (`tandem backup`, `tandem restore` and the database
+	// clients), which every profile without an `image` runs.
+	//
+	// Default: `ghcr.io/tandem-dev/tandem-backup:<tandem's version>`; the chart sets the one of its appVersion.
 	BackupImage string `json:"backupImage,omitempty"`
-	// DefaultProfile is the profile injected when tandem.dev/backup is "true".
+	// DefaultProfile is the profile selected by `tandem.dev/backup: "true"`.
+	//
+	// Default: `postgres`.
 	DefaultProfile string `json:"defaultProfile,omitempty"`
-	// Profiles are the backup sidecars, by name. A profile set to null in a file removes the built-in one.
+	// Profiles are the backup sidecars, by name: the value of `tandem.dev/backup` that selects one. A profile
+	// the file names replaces the built-in profile of that name whole; `null` removes it.
+	//
+	// Default: the built-in `postgres`, `mysql` and `mongodb`.
 	Profiles map[string]*Profile `json:"profiles,omitempty"`
 	// Jobs are the defaults for Jobs and for the job templates of CronJobs.
 	Jobs JobDefaults `json:"jobs"`
@@ -32,44 +44,82 @@ type Config struct {
 
 // Profile describes one backup sidecar.
 type Profile struct {
-	// ContainerName is the sidecar's name; DefaultContainerName when empty.
-	ContainerName   string                      `json:"containerName,omitempty"`
-	Image           string                      `json:"image"`
-	ImagePullPolicy corev1.PullPolicy           `json:"imagePullPolicy,omitempty"`
-	Command         []string                    `json:"command,omitempty"`
-	Args            []string                    `json:"args,omitempty"`
-	Env             []corev1.EnvVar             `json:"env,omitempty"`
-	Resources       corev1.ResourceRequirements `json:"resources,omitempty"`
-	SecurityContext *corev1.SecurityContext     `json:"securityContext,omitempty"`
-	// Volumes are added to the pod beside tandem's own, and VolumeMounts to the sidecar.
-	Volumes      []corev1.Volume      `json:"volumes,omitempty"`
+	// ContainerName is the name of the sidecar container.
+	//
+	// Default: `tandem-backup`.
+	ContainerName string `json:"containerName,omitempty"`
+	// Image is the sidecar's image.
+	//
+	// Default: `backupImage`.
+	Image string `json:"image"`
+	// ImagePullPolicy is `Always`, `IfNotPresent` or `Never`.
+	//
+	// Default: the cluster's default.
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+	// Command is the sidecar's command.
+	//
+	// Default: the image's entrypoint.
+	Command []string `json:"command,omitempty"`
+	// Args are the sidecar's arguments.
+	Args []string `json:"args,omitempty"`
+	// Env is extra environment, after tandem's own variables (which it may not redefine).
+	Env []corev1.EnvVar `json:"env,omitempty"`
+	// Resources are the sidecar's requests and limits; a request above its limit is an error.
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	// SecurityContext is the sidecar's security context. The built-in profiles pass Pod Security
+	// `restricted`.
+	SecurityContext *corev1.SecurityContext `json:"securityContext,omitempty"`
+	// Volumes are extra pod volumes, added beside tandem's own (not named `backup-data`).
+	Volumes []corev1.Volume `json:"volumes,omitempty"`
+	// VolumeMounts are extra sidecar mounts, of `backup-data` or of the profile's volumes (not at `/backups`
+	// or `/secrets`).
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
-	// Interval is the time between backups, a Go duration; DefaultInterval when empty.
+	// Interval is the default time between backups, a Go duration of at least 1s.
+	//
+	// Default: `24h`.
 	Interval string `json:"interval,omitempty"`
-	// BackupLocation is used when a pod has no tandem.dev/backup-location.
+	// BackupLocation is the default location for pods without `tandem.dev/backup-location`.
 	BackupLocation string `json:"backupLocation,omitempty"`
-	// Database is used when a pod has no tandem.dev/database.
+	// Database is the default database name, for pods without `tandem.dev/database`.
 	Database string `json:"database,omitempty"`
-	// NativeSidecar injects the sidecar into initContainers with restartPolicy Always, so it starts before
-	// and stops after the database and does not keep a Job's pod from completing.
+	// NativeSidecar is `true` for a native sidecar: in `initContainers` with `restartPolicy: Always`, it starts
+	// before the database, stops after it, and lets a Job's pod complete. `false` adds a regular container.
+	//
+	// Default: `false`.
 	NativeSidecar bool `json:"nativeSidecar,omitempty"`
 }
 
-// JobDefaults are set on Jobs; a nil field is off.
+// JobDefaults are set on Jobs and on the job templates of CronJobs; a nil field is off.
 type JobDefaults struct {
+	// TTLSecondsAfterFinished is set on a Job's `spec` and a CronJob's `spec.jobTemplate.spec` when absent
+	// (the API server has no default). Any value the user wrote, `0` included, is kept.
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished"`
-	BackoffLimit            *int32 `json:"backoffLimit"`
-	ActiveDeadlineSeconds   *int64 `json:"activeDeadlineSeconds"`
-	// RestartPolicy replaces the in-tree Always, which is invalid in a Job's pod template.
+	// BackoffLimit is set when absent or `6`, the API server's default. Any other value is kept. Not set when
+	// the Job uses `backoffLimitPerIndex` (the API server's default is then the largest int32, which tandem
+	// must not cap).
+	BackoffLimit *int32 `json:"backoffLimit"`
+	// ActiveDeadlineSeconds is set when absent.
+	ActiveDeadlineSeconds *int64 `json:"activeDeadlineSeconds"`
+	// RestartPolicy is set on the pod template when its `restartPolicy` is `Always` (the API server's
+	// default, which a Job rejects) or absent: if the regular containers carry a container-level `Never` or
+	// `OnFailure` and agree, the pod takes theirs; otherwise it takes this key. A Job with a
+	// `podFailurePolicy` gets `Never`, the only value it accepts. The container-level field is then removed
+	// (unless `restartPolicyRules` need it), so the object means the same on every Kubernetes version.
+	// `Never` and `OnFailure` are kept.
 	RestartPolicy *corev1.RestartPolicy `json:"restartPolicy"`
 }
 
 // CronJobDefaults are set on CronJobs; a nil field is off.
 type CronJobDefaults struct {
-	SuccessfulJobsHistoryLimit *int32                     `json:"successfulJobsHistoryLimit"`
-	FailedJobsHistoryLimit     *int32                     `json:"failedJobsHistoryLimit"`
-	ConcurrencyPolicy          *batchv1.ConcurrencyPolicy `json:"concurrencyPolicy"`
-	StartingDeadlineSeconds    *int64                     `json:"startingDeadlineSeconds"`
+	// SuccessfulJobsHistoryLimit is set when absent or `3`, the API server's default.
+	SuccessfulJobsHistoryLimit *int32 `json:"successfulJobsHistoryLimit"`
+	// FailedJobsHistoryLimit is set when absent or `1`, the API server's default; the built-in value equals
+	// it, so by default nothing changes.
+	FailedJobsHistoryLimit *int32 `json:"failedJobsHistoryLimit"`
+	// ConcurrencyPolicy is set when absent or `Allow`, the API server's default.
+	ConcurrencyPolicy *batchv1.ConcurrencyPolicy `json:"concurrencyPolicy"`
+	// StartingDeadlineSeconds is set when absent.
+	StartingDeadlineSeconds *int64 `json:"startingDeadlineSeconds"`
 }
 
 // Defaults filled into a profile that leaves them out.

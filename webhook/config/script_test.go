@@ -13,12 +13,12 @@ import (
 	"github.com/tandem-dev/tandem/webhook/config"
 )
 
-// TestScriptProfileFixesTheSeedBugs runs the example script profile (examples/config/script-profile.yaml)
+// TestScriptProfileFixesTheExampleBugs runs the example script profile (examples/config/script-profile.yaml)
 // with bash, against a fake pg_dump
 // and a fake aws that follow a scripted list of outcomes, and checks the bugs of the original example's script
 // are gone: a failed dump leaves no backup, each backup is uploaded once (and a failed upload again on the next
 // pass), old local backups are pruned, and SIGTERM stops it at once without leaving a partial file.
-func TestScriptProfileFixesTheSeedBugs(t *testing.T) {
+func TestScriptProfileFixesTheExampleBugs(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Fatal("bash is needed to run the example backup script: ", err)

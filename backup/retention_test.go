@@ -97,14 +97,14 @@ func putObjects(t *testing.T, location string, keys ...string) {
 			}
 		}
 		path := filepath.Join(t.TempDir(), "object")
-		if err := os.WriteFile(path, []byte("seeded "+k), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte("planted "+k), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		f, err := os.Open(path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		err = openLocation(t, at).Upload(context.Background(), name, f, int64(len("seeded "+k)))
+		err = openLocation(t, at).Upload(context.Background(), name, f, int64(len("planted "+k)))
 		f.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -148,9 +148,9 @@ func allObjects(t *testing.T, location string) []string {
 	return keys
 }
 
-// retentionSeeds are backups of database app, 1, 2, 5 and 10 days old, and objects retention must never touch:
+// retentionBackups are backups of database app, 1, 2, 5 and 10 days old, and objects retention must never touch:
 // another database's, another engine's, names this sidecar does not give, and a backup in a sub-folder.
-func retentionSeeds(now time.Time) (backups map[int]string, others []string) {
+func retentionBackups(now time.Time) (backups map[int]string, others []string) {
 	ago := func(days int) time.Time { return now.Add(-time.Duration(days) * 24 * time.Hour) }
 	backups = map[int]string{}
 	for _, d := range []int{1, 2, 5, 10} {
@@ -175,7 +175,7 @@ func TestRemoteRetention(t *testing.T) {
 	tests := []struct {
 		name     string
 		settings []string
-		keepDays []int // which seeded backups stay, besides the new one
+		keepDays []int // which planted backups stay, besides the new one
 	}{
 		{name: "no settings keep everything", keepDays: []int{1, 2, 5, 10}},
 		{name: "BACKUP_REMOTE_KEEP=3 keeps the newest three", settings: []string{"BACKUP_REMOTE_KEEP=3"}, keepDays: []int{1, 2}},
@@ -191,8 +191,8 @@ func TestRemoteRetention(t *testing.T) {
 				if scheme == "file" {
 					location = "file://" + t.TempDir()
 				}
-				seeds, others := retentionSeeds(time.Now())
-				for _, k := range seeds {
+				planted, others := retentionBackups(time.Now())
+				for _, k := range planted {
 					putObjects(t, location, k)
 				}
 				putObjects(t, location, others...)
@@ -203,7 +203,7 @@ func TestRemoteRetention(t *testing.T) {
 				}
 				want := append(backupFiles(dirFiles(t, dir)), others...)
 				for _, d := range tt.keepDays {
-					want = append(want, seeds[d])
+					want = append(want, planted[d])
 				}
 				sort.Strings(want)
 				wantFiles(t, "location", allObjects(t, location), want)
@@ -218,12 +218,12 @@ func TestRemoteRetention(t *testing.T) {
 func TestRemoteRetentionDeleteFails(t *testing.T) {
 	dir, prefix := t.TempDir(), prefixFor(t)
 	location := "s3://" + bucket + "/" + prefix
-	seeds, _ := retentionSeeds(time.Now())
-	for _, k := range seeds {
+	planted, _ := retentionBackups(time.Now())
+	for _, k := range planted {
 		putObjects(t, location, k)
 	}
 	proxy := refusingProxy(t, func(r *http.Request) bool {
-		return r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/"+seeds[5])
+		return r.Method == http.MethodDelete && strings.HasSuffix(r.URL.Path, "/"+planted[5])
 	})
 	port, err := backuptest.FreePort()
 	if err != nil {
@@ -243,10 +243,10 @@ func TestRemoteRetentionDeleteFails(t *testing.T) {
 	if !strings.Contains(m, "tandem_backup_last_success_timestamp_seconds 1.") {
 		t.Errorf("the backup is not counted a success although it landed:\n%s", m)
 	}
-	if out := r.stderr.String(); !strings.Contains(out, "remote retention: delete failed") || !strings.Contains(out, seeds[5]) {
+	if out := r.stderr.String(); !strings.Contains(out, "remote retention: delete failed") || !strings.Contains(out, planted[5]) {
 		t.Errorf("the log does not name the refused delete")
 	}
-	want := append(backupFiles(dirFiles(t, dir)), seeds[1], seeds[5])
+	want := append(backupFiles(dirFiles(t, dir)), planted[1], planted[5])
 	sort.Strings(want)
 	wantFiles(t, "bucket", objects(t, store, prefix), want)
 }
@@ -273,9 +273,9 @@ func refusingProxy(t *testing.T, refuse func(*http.Request) bool) string {
 func TestRemoteRetentionOnlyAfterAnUpload(t *testing.T) {
 	dir, prefix := t.TempDir(), prefixFor(t)
 	location := "s3://" + bucket + "/" + prefix
-	seeds, _ := retentionSeeds(time.Now())
+	planted, _ := retentionBackups(time.Now())
 	var want []string
-	for _, k := range seeds {
+	for _, k := range planted {
 		putObjects(t, location, k)
 		want = append(want, k)
 	}

@@ -1,4 +1,4 @@
-// Command bench is tandem's load test (issue 6). It builds the tandem binary (or takes one with -tandem) and two
+// Command bench is tandem's load test. It builds the tandem binary (or takes one with -tandem) and two
 // servers to compare it with, starts each as its own process on 127.0.0.1 with a self-signed certificate, and
 // drives them the way kube-apiserver drives a webhook: HTTPS, keep-alive HTTP/1.1, one AdmissionReview of a
 // ~5 KB PostgreSQL Pod per request, at each concurrency in turn. The servers:
@@ -11,7 +11,7 @@
 // It reports req/s, p50/p90/p99/max latency, CPU seconds per 1000 admissions (utime+stime from /proc/PID/stat)
 // and peak RSS (VmHWM from /proc/PID/status) of each, each as a ratio to the floor's (RSS also to the no-op
 // server's), and how long tandem took from process start to answer /readyz 200. It prints a table, writes the
-// figures to a JSON file and draws a latency chart (PNG). With -check it exits 1 when a target of issue 6 is
+// figures to a JSON file and draws a latency chart (PNG). With -check it exits 1 when a performance target (README) is
 // missed.
 //
 // It needs Go (to build the servers), Linux (/proc) and the module's source: run it from the repository,
@@ -56,7 +56,7 @@ func main() {
 	flag.StringVar(&levels, "concurrency", "1,8,64", "comma-separated numbers of requests in flight")
 	flag.StringVar(&opts.out, "out", "", "JSON file for the figures (default: bench-results.json in a new temporary directory)")
 	flag.StringVar(&opts.chart, "chart", "", "PNG latency chart (default: latency.png beside -out)")
-	flag.BoolVar(&opts.check, "check", false, "exit 1 when a target of issue 6 is missed")
+	flag.BoolVar(&opts.check, "check", false, "exit 1 when a performance target is missed")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "Usage: go run ./hack/bench [flags]\n\nLoad-tests tandem webhook against a floor and a no-op controller-runtime server on 127.0.0.1.\n\nFlags:\n")
 		flag.PrintDefaults()
@@ -126,7 +126,7 @@ func run(ctx context.Context, opts options) (int, error) {
 		if err := s.checkAnswer(ctx, body, roots); err != nil {
 			return 0, err
 		}
-		s.idleRSS, _ = memKiB(s.pid(), "VmRSS")
+		s.idleRSS, _, _ = memory(s.pid())
 	}
 
 	fmt.Printf("Driving %d servers with a %d-byte AdmissionReview at concurrency %v: %v each (%d rounds, %v warm-up each).\n",
@@ -148,7 +148,7 @@ func run(ctx context.Context, opts options) (int, error) {
 		}
 	}
 	for _, s := range servers {
-		s.peakRSS, err = memKiB(s.pid(), "VmHWM")
+		_, s.peakRSS, err = memory(s.pid())
 		if err != nil {
 			return 0, fmt.Errorf("%s: %w", s.name, err)
 		}

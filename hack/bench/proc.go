@@ -1,53 +1,68 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
 	"os"
-	"strconv"
+	"runtime"
 	"strings"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
-// userHZ is the unit of utime and stime in /proc/PID/stat: fixed at 100 by the Linux ABI whatever the kernel's
-// internal tick.
-const userHZ = 100
-
-// cpuTime returns the CPU time, user and system, the process has used so far.
+// cpuTime returns the CPU time, user and system, the process has used so far (utime+stime of /proc/PID/stat).
 func cpuTime(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The second field, the command name in parentheses, may hold spaces: count fields after its ")".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command name", pid)
+	stat, err := p.Stat()
+	if err != nil {
+		return 0, err
 	}
-	fields := strings.Fields(string(b[i+1:]))
-	if len(fields) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(fields))
-	}
-	// fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
-	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: utime %q, stime %q", pid, fields[11], fields[12])
-	}
-	return time.Duration(utime+stime) * time.Second / userHZ, nil
+	return time.Duration(stat.CPUTime() * float64(time.Second)), nil
 }
 
-// memKiB returns a field of /proc/PID/status in KiB, such as VmRSS (resident now) or VmHWM (the most resident).
-func memKiB(pid int, field string) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+// cpuTimes returns the CPU time the process pid and bench itself have used so far.
+func cpuTimes(pid int) (server, bench time.Duration, err error) {
+	if server, err = cpuTime(pid); err != nil {
+		return 0, 0, err
+	}
+	bench, err = cpuTime(os.Getpid())
+	return server, bench, err
+}
+
+// memory returns the process's resident memory in bytes: now (VmRSS) and the most it has had (VmHWM).
+func memory(pid int) (rss, peak uint64, err error) {
+	p, err := procfs.NewProc(pid)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	for line := range strings.Lines(string(b)) {
-		name, value, ok := strings.Cut(line, ":")
-		if ok && name == field {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
-		}
+	status, err := p.NewStatus()
+	if err != nil {
+		return 0, 0, err
 	}
-	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
+	return status.VmRSS, status.VmHWM, nil
+}
+
+// cpuModel returns the model name of the first CPU, or the architecture where /proc/cpuinfo has none.
+func cpuModel() string {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return runtime.GOARCH
+	}
+	info, err := fs.CPUInfo()
+	if err != nil || len(info) == 0 || info[0].ModelName == "" {
+		return runtime.GOARCH
+	}
+	return info[0].ModelName
+}
+
+// kernelRelease returns the running kernel's release, such as 6.12.48, or "" where /proc does not say.
+func kernelRelease() string {
+	fs, err := procfs.NewDefaultFS()
+	if err != nil {
+		return ""
+	}
+	release, _ := fs.SysctlStrings("kernel.osrelease")
+	return strings.Join(release, " ")
 }

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"text/tabwriter"
 )
 
@@ -44,7 +43,7 @@ type serverFigures struct {
 	ReadySeconds float64 `json:"readySeconds,omitempty"`
 }
 
-// target is one target of issue 6, checked on the figures of this run.
+// target is one of the README's performance targets, checked on the figures of this run.
 type target struct {
 	Name  string  `json:"name"`
 	Value float64 `json:"value"`
@@ -61,7 +60,7 @@ const (
 
 func newReport(opts options, servers []*server, results []result, reviewBytes int) *report {
 	rep := &report{
-		Machine: machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Kernel: readTrim("/proc/sys/kernel/osrelease"), Go: runtime.Version()},
+		Machine: machine{CPUs: runtime.NumCPU(), CPUModel: cpuModel(), Kernel: kernelRelease(), Go: runtime.Version()},
 		Settings: settings{Concurrency: opts.concurrency, SecondsPerLevel: opts.duration.Seconds(), Rounds: opts.rounds,
 			WarmupSeconds: opts.warmup.Seconds(), ReviewBytes: reviewBytes, TandemBinary: opts.tandem},
 		Results: results,
@@ -156,7 +155,7 @@ func (rep *report) print(out io.Writer) {
 	}
 	w.Flush()
 	fmt.Fprintf(out, "\ntandem answered /readyz 200 %.0f ms after its process started.\n", rep.server(tandemName).ReadySeconds*1000)
-	fmt.Fprintf(out, "\nTargets (issue 6)\n")
+	fmt.Fprintf(out, "\nTargets\n")
 	for _, t := range rep.Targets {
 		verdict := "met   "
 		if !t.Met {
@@ -189,19 +188,4 @@ func ratio(v, base float64) string {
 	return fmt.Sprintf("(%.2f×)", v/base)
 }
 
-func mib(kib int64) float64 { return float64(kib) / 1024 }
-
-func cpuModel() string {
-	b, _ := os.ReadFile("/proc/cpuinfo")
-	for line := range strings.Lines(string(b)) {
-		if name, value, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(name) == "model name" {
-			return strings.TrimSpace(value)
-		}
-	}
-	return runtime.GOARCH
-}
-
-func readTrim(path string) string {
-	b, _ := os.ReadFile(path)
-	return strings.TrimSpace(string(b))
-}
+func mib(bytes uint64) float64 { return float64(bytes) / (1 << 20) }

@@ -104,8 +104,8 @@ type server struct {
 	log  string
 	// ready is how long the process took from its start to answer /readyz 200 (probed servers only).
 	ready time.Duration
-	// idleRSS and peakRSS are in KiB: before the load, and the most over the whole run.
-	idleRSS, peakRSS int64
+	// idleRSS and peakRSS are in bytes: before the load, and the most over the whole run.
+	idleRSS, peakRSS uint64
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }

@@ -3,16 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -24,37 +18,28 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
+	certutil "k8s.io/client-go/util/cert"
 
 	"github.com/tandem-dev/tandem/webhook/server"
 )
 
-// writeCert writes a self-signed serving certificate for 127.0.0.1 into dir as the kubelet projects the Secret
-// cert-manager writes: tls.crt, tls.key and ca.crt are symlinks through ..data to a timestamped directory, and
-// an update swaps ..data in one rename.
-func writeCert(t *testing.T, dir string, serial int64) {
+// writeCert writes a self-signed serving certificate for 127.0.0.1 (client-go's cert util) into dir as the
+// kubelet projects the Secret cert-manager writes: tls.crt, tls.key and ca.crt are symlinks through ..data to a
+// timestamped directory, and an update swaps ..data in one rename. It returns the serving certificate (DER), to
+// tell which one a server presents.
+func writeCert(t *testing.T, dir string, generation int) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err := certutil.GenerateSelfSignedCertKey("127.0.0.1", []net.IP{net.ParseIP("127.0.0.1")}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "tandem"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	leaf, _ := pem.Decode(certPEM)
+	if leaf == nil {
+		t.Fatal("client-go's cert util wrote no PEM certificate")
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	version := filepath.Join(dir, fmt.Sprintf("..2026_%d", serial))
+	version := filepath.Join(dir, fmt.Sprintf("..2026_%d", generation))
 	must(t, os.Mkdir(version, 0o755))
-	must(t, os.WriteFile(filepath.Join(version, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER}), 0o600))
+	must(t, os.WriteFile(filepath.Join(version, "tls.key"), keyPEM, 0o600))
 	must(t, os.WriteFile(filepath.Join(version, "tls.crt"), certPEM, 0o644))
 	must(t, os.WriteFile(filepath.Join(version, "ca.crt"), certPEM, 0o644))
 	must(t, os.Symlink(filepath.Base(version), filepath.Join(dir, "..data_tmp")))
@@ -64,6 +49,7 @@ func writeCert(t *testing.T, dir string, serial int64) {
 			must(t, os.Symlink(filepath.Join("..data", f), filepath.Join(dir, f)))
 		}
 	}
+	return leaf.Bytes
 }
 
 func freePort(t *testing.T) int {
@@ -85,7 +71,7 @@ func must(t *testing.T, err error) {
 
 func TestServe(t *testing.T) {
 	certDir := t.TempDir()
-	writeCert(t, certDir, 1)
+	first := writeCert(t, certDir, 1)
 	opts := server.Options{
 		CertDir: certDir, Host: "127.0.0.1", Port: freePort(t),
 		MetricsAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)), ProbeAddr: "127.0.0.1:" + strconv.Itoa(freePort(t)),
@@ -118,12 +104,12 @@ func TestServe(t *testing.T) {
 	if resp.Proto != "HTTP/1.1" || !strings.Contains(string(body), `"patchType":"JSONPatch"`) {
 		t.Errorf("%s answer: %s", resp.Proto, body)
 	}
-	if serial := servedSerial(t, client, url); serial != 1 {
-		t.Fatalf("serving certificate %d, want 1", serial)
+	if !bytes.Equal(servedCert(t, client, url), first) {
+		t.Fatal("the server does not present the certificate in its cert dir")
 	}
 
-	writeCert(t, certDir, 2) // cert-manager renews the certificate; the kubelet swaps the Secret volume's ..data
-	waitFor(t, func() bool { return servedSerial(t, client, url) == 2 }, "the renewed certificate to be served without a restart")
+	renewed := writeCert(t, certDir, 2) // cert-manager renews the certificate; the kubelet swaps the Secret volume's ..data
+	waitFor(t, func() bool { return bytes.Equal(servedCert(t, client, url), renewed) }, "the renewed certificate to be served without a restart")
 
 	metrics := fetch(t, metricsURL)
 	if got := sample(t, metrics, `tandem_pod_injections_total{profile="postgres",result="injected"}`) - injectedBefore; got != 1 {
@@ -158,14 +144,15 @@ func TestServeRefusesABadConfiguration(t *testing.T) {
 	}
 }
 
-func servedSerial(t *testing.T, c *http.Client, url string) int64 {
+// servedCert returns the certificate (DER) the server at url presents.
+func servedCert(t *testing.T, c *http.Client, url string) []byte {
 	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	return resp.TLS.PeerCertificates[0].SerialNumber.Int64()
+	return resp.TLS.PeerCertificates[0].Raw
 }
 
 func get(t *testing.T, url string) int {

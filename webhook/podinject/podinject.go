@@ -68,66 +68,107 @@ func New(cfg *config.Config) *Injector {
 // Plan decides what the pod with this metadata and spec gains. A *Refusal error means the pod must not be
 // admitted as it is. The pod is not modified.
 func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, error) {
-	plan := &Plan{Outcome: Skipped}
 	ann := meta.Annotations
-	plan.Warnings = unknownKeys(ann)
-	value, optedIn := ann[annotations.Backup]
+	plan, value, optedIn := gate(ann)
 	if !optedIn {
-		if key := firstInjectionKey(ann); key != "" {
-			plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s is set but %s is not: no backup sidecar was injected", key, annotations.Backup))
-		}
 		return plan, nil
 	}
-	if value == "false" {
-		return plan, nil
-	}
-	if done, ok := ann[annotations.Injected]; ok {
-		plan.Profile = done
-		return plan, nil
-	}
-
-	var problems []string
-	refuse := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	for _, a := range annotations.All {
-		if v, ok := ann[a.Key]; ok && a.Validate != nil {
-			if err := a.Validate(v); err != nil {
-				refuse("annotation %s: %v", a.Key, err)
-			}
-		}
-	}
-	if len(problems) > 0 {
+	if problems := checkAnnotations(ann); len(problems) > 0 {
 		return nil, &Refusal{Problems: problems}
 	}
-
-	profile, name, ok := in.cfg.Profile(value)
-	switch {
-	case !ok && value == annotations.True:
-		refuse(`annotation %s: "true" selects the default profile, but the configuration names none: set it to one of %s`,
-			annotations.Backup, strings.Join(in.cfg.ProfileNames(), ", "))
-	case !ok:
-		refuse(`annotation %s: unknown profile %q: set it to one of %s, or "true" for the default profile`,
-			annotations.Backup, value, strings.Join(in.cfg.ProfileNames(), ", "))
-	}
+	profile, name, problems := in.resolveProfile(value)
 	if len(problems) > 0 {
 		return nil, &Refusal{Problems: problems}
 	}
 	plan.Profile = name
+	s := buildSidecar(profile, name, ann, spec)
+	plan.Warnings = append(plan.Warnings, s.warnings...)
+	plan.Native = profile.NativeSidecar
+	plan.Container, problems = placeContainer(spec, s.container, profile.NativeSidecar, name, s.problems)
+	plan.Volumes, problems = placeVolumes(spec, s.volumes, problems)
+	if len(problems) > 0 {
+		return nil, &Refusal{Problems: problems}
+	}
+	plan.Outcome = Injected
+	return plan, nil
+}
 
+// gate decides whether a pod with these annotations is to be injected at all: it returns the Plan of a pod that
+// is not (skipped, with its warnings) and, for one that is, the value of tandem.dev/backup.
+func gate(ann map[string]string) (plan *Plan, value string, optedIn bool) {
+	plan = &Plan{Outcome: Skipped, Warnings: unknownKeys(ann)}
+	value, optedIn = ann[annotations.Backup]
+	switch {
+	case !optedIn:
+		if key := firstInjectionKey(ann); key != "" {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s is set but %s is not: no backup sidecar was injected", key, annotations.Backup))
+		}
+		return plan, "", false
+	case value == "false":
+		return plan, "", false
+	}
+	if done, ok := ann[annotations.Injected]; ok {
+		plan.Profile = done
+		return plan, "", false
+	}
+	return plan, value, true
+}
+
+// checkAnnotations runs the check of every annotation the pod carries, and returns a problem for each bad value.
+func checkAnnotations(ann map[string]string) []string {
+	var problems []string
+	for _, a := range annotations.All {
+		if v, ok := ann[a.Key]; ok && a.Validate != nil {
+			if err := a.Validate(v); err != nil {
+				problems = append(problems, fmt.Sprintf("annotation %s: %v", a.Key, err))
+			}
+		}
+	}
+	return problems
+}
+
+// resolveProfile returns the profile tandem.dev/backup's value selects and its name, or the problem.
+func (in *Injector) resolveProfile(value string) (*config.Profile, string, []string) {
+	profile, name, ok := in.cfg.Profile(value)
+	switch {
+	case ok:
+		return profile, name, nil
+	case value == annotations.True:
+		return nil, "", []string{fmt.Sprintf(`annotation %s: "true" selects the default profile, but the configuration names none: set it to one of %s`,
+			annotations.Backup, strings.Join(in.cfg.ProfileNames(), ", "))}
+	default:
+		return nil, "", []string{fmt.Sprintf(`annotation %s: unknown profile %q: set it to one of %s, or "true" for the default profile`,
+			annotations.Backup, value, strings.Join(in.cfg.ProfileNames(), ", "))}
+	}
+}
+
+// sidecar is the container and volumes a profile gives a pod, before they are placed in its spec.
+type sidecar struct {
+	container *corev1.Container
+	volumes   []corev1.Volume
+	warnings  []string
+	problems  []string
+}
+
+// buildSidecar makes the sidecar of profile (named name) for a pod with these annotations and spec: its
+// container with tandem's environment and mounts, the backup volume, the database secret's volume, and the
+// profile's own volumes.
+func buildSidecar(profile *config.Profile, name string, ann map[string]string, spec *corev1.PodSpec) sidecar {
+	var s sidecar
 	location := valueOr(ann, annotations.BackupLocation, profile.BackupLocation)
 	if location == "" {
-		refuse("annotation %s is required: profile %s has no default location; add for example %s: s3://my-bucket/my-backups",
-			annotations.BackupLocation, name, annotations.BackupLocation)
+		s.problems = append(s.problems, fmt.Sprintf("annotation %s is required: profile %s has no default location; add for example %s: s3://my-bucket/my-backups",
+			annotations.BackupLocation, name, annotations.BackupLocation))
 	}
 	interval, err := annotations.ParseInterval(valueOr(ann, annotations.BackupInterval, profile.Interval))
 	if err != nil { // the profile's own interval was checked with the configuration, so this is the annotation's
-		refuse("annotation %s: %v", annotations.BackupInterval, err)
+		s.problems = append(s.problems, fmt.Sprintf("annotation %s: %v", annotations.BackupInterval, err))
 	}
 
-	secret := ann[annotations.DatabaseSecret]
 	// Room for the secret's mount and volume too, appended below.
 	mounts := append(make([]corev1.VolumeMount, 0, 2+len(profile.VolumeMounts)),
 		corev1.VolumeMount{Name: config.BackupVolume, MountPath: config.BackupMountPath})
-	volumes := append(make([]corev1.Volume, 0, 2+len(profile.Volumes)),
+	s.volumes = append(make([]corev1.Volume, 0, 2+len(profile.Volumes)),
 		corev1.Volume{Name: config.BackupVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	c := &corev1.Container{
 		Name:            profile.ContainerName,
@@ -143,30 +184,23 @@ func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, 
 	if creds := ann[annotations.BackupCredentials]; creds != "" {
 		c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: creds}}}}
 	}
-	if secret != "" {
+	if secret := ann[annotations.DatabaseSecret]; secret != "" {
 		v := corev1.Volume{Name: SecretVolumeName(secret), VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
-		volumes = append(volumes, v)
+		s.volumes = append(s.volumes, v)
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: config.SecretMountPath, ReadOnly: true})
 	} else {
-		plan.Warnings = append(plan.Warnings, fmt.Sprintf("%s is not set: the backup sidecar connects to the database without a password", annotations.DatabaseSecret))
+		s.warnings = append(s.warnings, fmt.Sprintf("%s is not set: the backup sidecar connects to the database without a password", annotations.DatabaseSecret))
 	}
-	volumes = append(volumes, profile.Volumes...)
+	s.volumes = append(s.volumes, profile.Volumes...)
 	if profile.NativeSidecar {
 		always := corev1.ContainerRestartPolicyAlways
 		c.RestartPolicy = &always
 	} else if spec.RestartPolicy == corev1.RestartPolicyNever || spec.RestartPolicy == corev1.RestartPolicyOnFailure {
-		plan.Warnings = append(plan.Warnings, fmt.Sprintf("the pod's restartPolicy is %s, but profile %s injects a regular container, "+
+		s.warnings = append(s.warnings, fmt.Sprintf("the pod's restartPolicy is %s, but profile %s injects a regular container, "+
 			"which keeps the pod from ever completing: use a profile with nativeSidecar: true", spec.RestartPolicy, name))
 	}
-
-	plan.Native = profile.NativeSidecar
-	plan.Container, problems = placeContainer(spec, c, profile.NativeSidecar, name, problems)
-	plan.Volumes, problems = placeVolumes(spec, volumes, problems)
-	if len(problems) > 0 {
-		return nil, &Refusal{Problems: problems}
-	}
-	plan.Outcome = Injected
-	return plan, nil
+	s.container = c
+	return s
 }
 
 // SecretVolumeName is the name of the volume of the database Secret: the Secret's own name when it is a valid

@@ -61,33 +61,9 @@ func drive(ctx context.Context, s *server, body []byte, roots *x509.CertPool, co
 	defer timer.Stop()
 	for range concurrency {
 		wg.Go(func() {
-			var (
-				mine round
-				done time.Time
-			)
-			for ctx.Err() == nil {
-				began := time.Now()
-				if !began.Before(end) {
-					break
-				}
-				err := post(ctx, client, s.url, body)
-				took := time.Since(began)
-				if !began.Before(start) {
-					done = began.Add(took)
-					mine.requests++
-					mine.latencies = append(mine.latencies, took)
-					if err != nil {
-						mine.errors++
-						if mine.firstError == nil {
-							mine.firstError = err
-						}
-					}
-				}
-				if err != nil && ctx.Err() == nil {
-					time.Sleep(10 * time.Millisecond) // a server that is down does not make this spin
-				}
-			}
+			mine, done := sendUntil(ctx, client, s.url, body, start, end)
 			mu.Lock()
+			defer mu.Unlock()
 			total.elapsed = max(total.elapsed, done.Sub(start))
 			total.requests += mine.requests
 			total.errors += mine.errors
@@ -95,7 +71,6 @@ func drive(ctx context.Context, s *server, body []byte, roots *x509.CertPool, co
 			if total.firstError == nil {
 				total.firstError = mine.firstError
 			}
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -111,6 +86,34 @@ func drive(ctx context.Context, s *server, body []byte, roots *x509.CertPool, co
 	}
 	total.cpu, total.clientCPU = cpuEnd-cpuStart, clientEnd-clientStart
 	return total, nil
+}
+
+// sendUntil is one client of the load: it posts body to url, one request after the other, until end, and
+// returns the figures of the requests begun from start on and when the last of them was answered.
+func sendUntil(ctx context.Context, client *http.Client, url string, body []byte, start, end time.Time) (mine round, done time.Time) {
+	for ctx.Err() == nil {
+		began := time.Now()
+		if !began.Before(end) {
+			break
+		}
+		err := post(ctx, client, url, body)
+		took := time.Since(began)
+		if !began.Before(start) {
+			done = began.Add(took)
+			mine.requests++
+			mine.latencies = append(mine.latencies, took)
+			if err != nil {
+				mine.errors++
+				if mine.firstError == nil {
+					mine.firstError = err
+				}
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond) // a server that is down does not make this spin
+		}
+	}
+	return mine, done
 }
 
 // post sends one review and reads the whole answer, which must be 200.

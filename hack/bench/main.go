@@ -23,6 +23,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -131,21 +132,9 @@ func run(ctx context.Context, opts options) (int, error) {
 
 	fmt.Printf("Driving %d servers with a %d-byte AdmissionReview at concurrency %v: %v each (%d rounds, %v warm-up each).\n",
 		len(servers), len(body), opts.concurrency, opts.duration, opts.rounds, opts.warmup)
-	var results []result
-	for _, c := range opts.concurrency {
-		samples := make([]sample, len(servers))
-		for r := range opts.rounds {
-			for i, s := range servers {
-				got, err := drive(ctx, s, body, roots, c, opts.warmup, opts.duration/time.Duration(opts.rounds))
-				if err != nil {
-					return 0, fmt.Errorf("%s at concurrency %d, round %d: %w", s.name, c, r+1, err)
-				}
-				samples[i].add(got)
-			}
-		}
-		for i, s := range servers {
-			results = append(results, samples[i].result(s.name, c))
-		}
+	results, err := measure(ctx, servers, body, roots, opts)
+	if err != nil {
+		return 0, err
 	}
 	for _, s := range servers {
 		_, s.peakRSS, err = memory(s.pid())
@@ -156,10 +145,42 @@ func run(ctx context.Context, opts options) (int, error) {
 
 	rep := newReport(opts, servers, results, len(body))
 	rep.print(os.Stdout)
+	if err := writeReport(rep, &opts); err != nil {
+		return 0, err
+	}
+	fmt.Printf("\nFigures: %s\nChart:   %s\n", opts.out, opts.chart)
+	return rep.missed(), nil
+}
+
+// measure drives every server at each concurrency in turn, in rounds that alternate the servers so that a
+// passing disturbance of the machine spreads over all of them.
+func measure(ctx context.Context, servers []*server, body []byte, roots *x509.CertPool, opts options) ([]result, error) {
+	var results []result
+	for _, c := range opts.concurrency {
+		samples := make([]sample, len(servers))
+		for r := range opts.rounds {
+			for i, s := range servers {
+				got, err := drive(ctx, s, body, roots, c, opts.warmup, opts.duration/time.Duration(opts.rounds))
+				if err != nil {
+					return nil, fmt.Errorf("%s at concurrency %d, round %d: %w", s.name, c, r+1, err)
+				}
+				samples[i].add(got)
+			}
+		}
+		for i, s := range servers {
+			results = append(results, samples[i].result(s.name, c))
+		}
+	}
+	return results, nil
+}
+
+// writeReport writes the figures (JSON) and the chart (PNG) where opts says, by default into a new temporary
+// directory, and sets opts' paths to where they went.
+func writeReport(rep *report, opts *options) error {
 	if opts.out == "" {
 		dir, err := os.MkdirTemp("", "tandem-bench-results-")
 		if err != nil {
-			return 0, err
+			return err
 		}
 		opts.out = filepath.Join(dir, "bench-results.json")
 	}
@@ -167,13 +188,9 @@ func run(ctx context.Context, opts options) (int, error) {
 		opts.chart = filepath.Join(filepath.Dir(opts.out), "latency.png")
 	}
 	if err := rep.write(opts.out); err != nil {
-		return 0, err
+		return err
 	}
-	if err := drawChart(opts.chart, rep); err != nil {
-		return 0, err
-	}
-	fmt.Printf("\nFigures: %s\nChart:   %s\n", opts.out, opts.chart)
-	return rep.missed(), nil
+	return drawChart(opts.chart, rep)
 }
 
 func fatal(err error) {

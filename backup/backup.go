@@ -173,7 +173,7 @@ func (r *Runner) uploadPending(ctx context.Context) (pending, landed int, err er
 	if len(todo) == 0 {
 		return 0, 0, nil
 	}
-	bucket, err := r.loc.Open(ctx)
+	bucket, err := objstore.Open(ctx, r.loc)
 	if err != nil {
 		r.metrics.failed("upload")
 		r.log.Error(err, "cannot open the backup location; backups kept for the next pass", "location", r.loc.String())

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tandem-dev/tandem/internal/contract"
 )
 
 // Config is what the sidecar needs to know. The injector sets it through the environment; each setting also has
@@ -18,7 +20,7 @@ import (
 type Config struct {
 	// Engine is the database kind: postgres, mysql or mongodb.
 	Engine string
-	// Location is where backups are uploaded: a bucket URL (s3://bucket/prefix, file:///dir, ...).
+	// Location is where backups are uploaded: a bucket URL (s3://bucket/prefix or file:///dir, contract.ParseLocation).
 	Location string
 	// Interval is the time between two backups.
 	Interval time.Duration
@@ -54,7 +56,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Interval:       24 * time.Hour,
-		Dir:            "/backups",
+		Dir:            contract.BackupMountPath,
 		Host:           "localhost",
 		Keep:           3,
 		UploadRetryFor: 15 * time.Minute,
@@ -70,21 +72,21 @@ type setting struct {
 
 func (c *Config) settings() []setting {
 	return []setting{
-		{env: "BACKUP_ENGINE", flag: "engine", usage: "database engine: postgres, mysql or mongodb", value: (*stringValue)(&c.Engine)},
-		{env: "BACKUP_LOCATION", flag: "location", usage: "where backups are uploaded: s3://bucket/prefix or file:///dir (S3-compatible stores: set AWS_ENDPOINT_URL)", value: (*stringValue)(&c.Location)},
-		{env: "BACKUP_INTERVAL", flag: "interval", usage: "time between two backups, a Go duration (BACKUP_INTERVAL_SECONDS, in seconds, is read when BACKUP_INTERVAL is unset)", value: (*durationValue)(&c.Interval)},
-		{env: "BACKUP_DIR", flag: "dir", usage: "local directory dumps are written to before they are uploaded", value: (*stringValue)(&c.Dir)},
-		{env: "BACKUP_KEEP", flag: "keep", usage: "how many uploaded backups to keep in the local directory (backups not uploaded yet are always kept)", value: (*intValue)(&c.Keep)},
-		{env: "BACKUP_REMOTE_KEEP", flag: "remote-keep", usage: "how many backups of the database to keep at the location, newest first; older ones are deleted after each upload (0: keep all)", value: (*intValue)(&c.RemoteKeep)},
-		{env: "BACKUP_REMOTE_MAX_AGE", flag: "remote-max-age", usage: "delete backups of the database at the location older than this Go duration (by the timestamp in their names) after each upload; the newest is always kept (0: no limit)", value: (*durationValue)(&c.RemoteMaxAge)},
-		{env: "BACKUP_UPLOAD_RETRY_FOR", flag: "upload-retry-for", usage: "how long a failed upload is retried with backoff before the backup is left for the next pass", value: (*durationValue)(&c.UploadRetryFor)},
-		{env: "BACKUP_METRICS_BIND_ADDRESS", flag: "metrics-bind-address", usage: `address of /metrics and /healthz ("0" or empty serves nothing)`, value: (*stringValue)(&c.MetricsAddr)},
-		{env: "DATABASE_HOST", flag: "host", usage: "database host", value: (*stringValue)(&c.Host)},
-		{env: "DATABASE_PORT", flag: "port", usage: "database port (default: the engine's, 5432, 3306 or 27017)", value: (*intValue)(&c.Port)},
-		{env: "DATABASE_USER", flag: "user", usage: "database user (default: postgres for postgres, root for mysql, none for mongodb; a mongodb user authenticates against admin)", value: (*stringValue)(&c.User)},
-		{env: "DATABASE_NAME", flag: "database", usage: "database to dump and restore into (mysql, mongodb: empty dumps all databases)", value: (*stringValue)(&c.Database)},
-		{env: "DATABASE_PASSWORD", flag: "password", usage: "database password; prefer the environment variable: a command line is visible to every process on the node", value: (*stringValue)(&c.Password), secret: true},
-		{env: "DATABASE_PASSWORD_FILE", flag: "password-file", usage: "file holding the database password (a mounted Secret), read at every backup and restore so that a rotated password is picked up; a trailing newline is ignored", value: (*stringValue)(&c.PasswordFile)},
+		{env: contract.EnvEngine, flag: "engine", usage: "database engine: postgres, mysql or mongodb", value: (*stringValue)(&c.Engine)},
+		{env: contract.EnvLocation, flag: "location", usage: "where backups are uploaded: s3://bucket/prefix or file:///dir (S3-compatible stores: set AWS_ENDPOINT_URL)", value: (*stringValue)(&c.Location)},
+		{env: contract.EnvInterval, flag: "interval", usage: "time between two backups, a Go duration (BACKUP_INTERVAL_SECONDS, in seconds, is read when BACKUP_INTERVAL is unset)", value: (*durationValue)(&c.Interval)},
+		{env: contract.EnvDir, flag: "dir", usage: "local directory dumps are written to before they are uploaded", value: (*stringValue)(&c.Dir)},
+		{env: contract.EnvKeep, flag: "keep", usage: "how many uploaded backups to keep in the local directory (backups not uploaded yet are always kept)", value: (*intValue)(&c.Keep)},
+		{env: contract.EnvRemoteKeep, flag: "remote-keep", usage: "how many backups of the database to keep at the location, newest first; older ones are deleted after each upload (0: keep all)", value: (*intValue)(&c.RemoteKeep)},
+		{env: contract.EnvRemoteMaxAge, flag: "remote-max-age", usage: "delete backups of the database at the location older than this Go duration (by the timestamp in their names) after each upload; the newest is always kept (0: no limit)", value: (*durationValue)(&c.RemoteMaxAge)},
+		{env: contract.EnvUploadRetryFor, flag: "upload-retry-for", usage: "how long a failed upload is retried with backoff before the backup is left for the next pass", value: (*durationValue)(&c.UploadRetryFor)},
+		{env: contract.EnvMetricsBindAddress, flag: "metrics-bind-address", usage: `address of /metrics and /healthz ("0" or empty serves nothing)`, value: (*stringValue)(&c.MetricsAddr)},
+		{env: contract.EnvDatabaseHost, flag: "host", usage: "database host", value: (*stringValue)(&c.Host)},
+		{env: contract.EnvDatabasePort, flag: "port", usage: "database port (default: the engine's, 5432, 3306 or 27017)", value: (*intValue)(&c.Port)},
+		{env: contract.EnvDatabaseUser, flag: "user", usage: "database user (default: postgres for postgres, root for mysql, none for mongodb; a mongodb user authenticates against admin)", value: (*stringValue)(&c.User)},
+		{env: contract.EnvDatabaseName, flag: "database", usage: "database to dump and restore into (mysql, mongodb: empty dumps all databases)", value: (*stringValue)(&c.Database)},
+		{env: contract.EnvDatabasePassword, flag: "password", usage: "database password; prefer the environment variable: a command line is visible to every process on the node", value: (*stringValue)(&c.Password), secret: true},
+		{env: contract.EnvDatabasePasswordFile, flag: "password-file", usage: "file holding the database password (a mounted Secret), read at every backup and restore so that a rotated password is picked up; a trailing newline is ignored", value: (*stringValue)(&c.PasswordFile)},
 	}
 }
 
@@ -94,15 +96,15 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
 	var errs []error
 	for _, s := range c.settings() {
 		v, ok := lookup(s.env)
-		if s.env == "BACKUP_INTERVAL" && (!ok || v == "") {
+		if s.env == contract.EnvInterval && (!ok || v == "") {
 			// The injector sets both; older profiles and hand-written pods may set only the seconds.
-			if secs, ok := lookup("BACKUP_INTERVAL_SECONDS"); ok && secs != "" {
-				n, err := strconv.Atoi(secs)
-				if err != nil || n <= 0 {
-					errs = append(errs, fmt.Errorf("BACKUP_INTERVAL_SECONDS=%q: want a positive number of seconds", secs))
+			if secs, ok := lookup(contract.EnvIntervalSeconds); ok && secs != "" {
+				d, err := contract.ParseInterval(secs + "s")
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s=%q: want a whole number of seconds, at least %s", contract.EnvIntervalSeconds, secs, contract.MinInterval))
 					continue
 				}
-				c.Interval = time.Duration(n) * time.Second
+				c.Interval = d
 			}
 			continue
 		}
@@ -152,8 +154,8 @@ func (c *Config) Validate() error {
 	} else if _, err := ParseLocation(c.Location); err != nil {
 		bad("BACKUP_LOCATION", "location", "%v", err)
 	}
-	if c.Interval <= 0 {
-		bad("BACKUP_INTERVAL", "interval", "must be positive, not %s", c.Interval)
+	if c.Interval < contract.MinInterval {
+		bad("BACKUP_INTERVAL", "interval", "%s is shorter than the minimum interval, %s", c.Interval, contract.MinInterval)
 	}
 	if c.Dir == "" {
 		bad("BACKUP_DIR", "dir", "required")

@@ -34,7 +34,7 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 		return err
 	}
 	eng := engines[cfg.Engine]
-	bucket, err := loc.Open(ctx)
+	bucket, err := objstore.Open(ctx, loc)
 	if err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func (r *Runner) applyRetention(ctx context.Context) ([]string, error) {
 	if r.cfg.RemoteKeep == 0 && r.cfg.RemoteMaxAge == 0 {
 		return nil, nil
 	}
-	bucket, err := r.loc.Open(ctx)
+	bucket, err := objstore.Open(ctx, r.loc)
 	if err != nil {
 		r.metrics.failed("retention")
 		r.log.Error(err, "remote retention: cannot open the backup location", "location", r.loc.String())

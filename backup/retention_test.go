@@ -75,7 +75,7 @@ func openLocation(t *testing.T, location string) objstore.Bucket {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := loc.Open(context.Background())
+	b, err := objstore.Open(context.Background(), loc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,11 @@ import (
 	"strings"
 
 	"github.com/tandem-dev/tandem/backup/objstore"
+	"github.com/tandem-dev/tandem/internal/contract"
 )
 
 // Location is a parsed BACKUP_LOCATION: the bucket and the prefix of the keys inside it.
-type Location = objstore.Location
+type Location = contract.Location
 
 // ParseLocation reads a backup location: s3://bucket/prefix (with ?region=, ?endpoint=, ?use_path_style=,
 // ?ssetype=, ?kmskeyid=) or file:///directory. (gs:// and azblob:// are not supported: Google Cloud Storage is
@@ -22,7 +23,7 @@ type Location = objstore.Location
 // or Ceph) turns on path-style requests, which those stores expect, unless the URL sets use_path_style. For
 // file://, objects are written through a temporary file next to the final one (not in /tmp, which is usually
 // another volume) and renamed.
-func ParseLocation(s string) (Location, error) { return objstore.Parse(s) }
+func ParseLocation(s string) (Location, error) { return contract.ParseLocation(s) }
 
 // SplitObjectURL splits the URL of one object into its location and its name, the last path element.
 func SplitObjectURL(s string) (Location, string, error) {

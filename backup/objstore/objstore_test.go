@@ -96,7 +96,7 @@ func testBucket(t *testing.T, url string, stored func() []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := loc.Open(ctx)
+	b, err := objstore.Open(ctx, loc)
 	if err != nil {
 		t.Fatal(err)
 	}

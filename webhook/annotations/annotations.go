@@ -6,13 +6,14 @@ package annotations
 
 import (
 	"fmt"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/tandem-dev/tandem/internal/contract"
 )
 
 // Prefix starts every tandem annotation key.
@@ -75,7 +76,7 @@ var All = []Annotation{
 	{Key: Backup, Description: `Opts the pod in. The value names a profile, or is "true" for the default profile; "false" opts out.`,
 		Default: "no injection", Validate: ValidateProfileName},
 	{Key: BackupLocation, Description: "Where backups are uploaded: `s3://bucket/prefix` (AWS S3 and S3-compatible stores) or `file:///path`; the sidecar's `BACKUP_LOCATION`.",
-		Default: "the profile's `backupLocation`; required if the profile has none", Validate: func(v string) error { _, err := ValidateLocation(v); return err }},
+		Default: "the profile's `backupLocation`; required if the profile has none", Validate: ValidateLocation},
 	{Key: DatabaseSecret, Description: "Secret with the database password: `DATABASE_PASSWORD` from a `secretKeyRef`, and the Secret mounted read-only at `/secrets` (volume named after the Secret, or `database-secret` if its name is not a valid volume name).",
 		Default: "no password (a warning)", Validate: ValidateSecretName},
 	{Key: DatabaseSecretKey, Description: "Key of the password in the database secret.",
@@ -123,51 +124,14 @@ func ValidateProfileName(v string) error {
 	return nil
 }
 
-// LocationSchemes are the URL schemes a backup location may use.
-var LocationSchemes = []string{"s3", "file"}
-
-// ValidateLocation checks an object-storage URL such as s3://bucket/prefix and returns it parsed.
-func ValidateLocation(v string) (*url.URL, error) {
-	const form = "use s3://bucket/prefix (AWS S3 and S3-compatible stores; Google Cloud Storage through its S3 interoperability) or file:///path"
-	u, err := url.Parse(v)
-	if err != nil || u.Scheme == "" {
-		return nil, fmt.Errorf("%q is not a URL: %s", v, form)
-	}
-	if !slices.Contains(LocationSchemes, u.Scheme) {
-		return nil, fmt.Errorf("%q: scheme %q is not supported: %s", v, u.Scheme, form)
-	}
-	if u.User != nil {
-		return nil, fmt.Errorf("%q carries credentials in the URL: put them in a Secret named by %s instead", v, BackupCredentials)
-	}
-	if u.Scheme == "file" {
-		if u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-			return nil, fmt.Errorf("%q: a file location is an absolute path, file:///path", v)
-		}
-		return u, nil
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("%q names no bucket: %s", v, form)
-	}
-	if errs := validation.IsDNS1123Subdomain(u.Host); len(errs) > 0 {
-		return nil, fmt.Errorf("%q: %q is not a valid bucket name: %s", v, u.Host, strings.Join(errs, "; "))
-	}
-	return u, nil
+// ValidateLocation checks a backup location with the sidecar's own grammar (contract.ParseLocation).
+func ValidateLocation(v string) error {
+	_, err := contract.ParseLocation(v)
+	return err
 }
 
-// MinInterval is the shortest accepted backup interval.
-const MinInterval = time.Second
-
-// ParseInterval parses a backup interval: a Go duration of at least MinInterval.
-func ParseInterval(v string) (time.Duration, error) {
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a Go duration (examples: 30m, 6h, 24h)", v)
-	}
-	if d < MinInterval {
-		return 0, fmt.Errorf("%q is shorter than the minimum interval, %s", v, MinInterval)
-	}
-	return d, nil
-}
+// ParseInterval parses a backup interval with the sidecar's own rule (contract.ParseInterval).
+func ParseInterval(v string) (time.Duration, error) { return contract.ParseInterval(v) }
 
 // ValidateBool checks a "true" or "false" value.
 func ValidateBool(v string) error {

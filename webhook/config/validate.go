@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/tandem-dev/tandem/internal/contract"
 	"slices"
 	"sort"
 
@@ -12,27 +13,6 @@ import (
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
 )
-
-// Names tandem gives to what it adds to a pod; profiles may not use them for their own volumes, mounts or env.
-const (
-	// BackupVolume is the emptyDir shared with the sidecar, mounted at BackupMountPath.
-	BackupVolume    = "backup-data"
-	BackupMountPath = "/backups"
-	// SecretMountPath is where the database Secret is mounted in the sidecar.
-	SecretMountPath = "/secrets"
-)
-
-// Environment variables tandem sets on the sidecar from the pod's annotations.
-const (
-	EnvBackupLocation        = "BACKUP_LOCATION"
-	EnvBackupInterval        = "BACKUP_INTERVAL"
-	EnvBackupIntervalSeconds = "BACKUP_INTERVAL_SECONDS"
-	EnvDatabaseName          = "DATABASE_NAME"
-	EnvDatabasePassword      = "DATABASE_PASSWORD"
-)
-
-// ReservedEnv are the environment variables tandem sets itself.
-var ReservedEnv = []string{EnvBackupLocation, EnvBackupInterval, EnvBackupIntervalSeconds, EnvDatabaseName, EnvDatabasePassword}
 
 // Validate checks the whole configuration and returns every problem, each naming its key.
 func (c *Config) Validate() field.ErrorList {
@@ -80,7 +60,7 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 		errs = append(errs, field.Invalid(path.Child("interval"), p.Interval, err.Error()))
 	}
 	if p.BackupLocation != "" {
-		if _, err := annotations.ValidateLocation(p.BackupLocation); err != nil {
+		if err := annotations.ValidateLocation(p.BackupLocation); err != nil {
 			errs = append(errs, field.Invalid(path.Child("backupLocation"), p.BackupLocation, err.Error()))
 		}
 	}
@@ -94,7 +74,7 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 		for _, msg := range validation.IsEnvVarName(e.Name) {
 			errs = append(errs, field.Invalid(ep, e.Name, msg))
 		}
-		if slices.Contains(ReservedEnv, e.Name) {
+		if slices.Contains(contract.InjectedEnv, e.Name) {
 			errs = append(errs, field.Forbidden(ep, fmt.Sprintf("%s is set by tandem from the pod's annotations", e.Name)))
 		}
 	}
@@ -107,8 +87,8 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 			errs = append(errs, field.Invalid(vp, v.Name, msg))
 		}
 		switch {
-		case v.Name == BackupVolume:
-			errs = append(errs, field.Forbidden(vp, BackupVolume+" is tandem's own volume"))
+		case v.Name == contract.BackupVolume:
+			errs = append(errs, field.Forbidden(vp, contract.BackupVolume+" is tandem's own volume"))
 		case volumes[v.Name]:
 			errs = append(errs, field.Duplicate(vp, v.Name))
 		}
@@ -116,10 +96,10 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 	}
 	for i, m := range p.VolumeMounts {
 		mp := path.Child("volumeMounts").Index(i)
-		if !volumes[m.Name] && m.Name != BackupVolume {
+		if !volumes[m.Name] && m.Name != contract.BackupVolume {
 			errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
 		}
-		if m.MountPath == BackupMountPath || m.MountPath == SecretMountPath {
+		if m.MountPath == contract.BackupMountPath || m.MountPath == contract.SecretMountPath {
 			errs = append(errs, field.Forbidden(mp.Child("mountPath"), m.MountPath+" is where tandem mounts its own volume"))
 		}
 		if m.MountPath == "" || m.MountPath[0] != '/' {

@@ -5,6 +5,7 @@ package podinject
 
 import (
 	"fmt"
+	"github.com/tandem-dev/tandem/internal/contract"
 	"sort"
 	"strconv"
 	"strings"
@@ -167,9 +168,9 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 
 	// Room for the secret's mount and volume too, appended below.
 	mounts := append(make([]corev1.VolumeMount, 0, 2+len(profile.VolumeMounts)),
-		corev1.VolumeMount{Name: config.BackupVolume, MountPath: config.BackupMountPath})
+		corev1.VolumeMount{Name: contract.BackupVolume, MountPath: contract.BackupMountPath})
 	s.volumes = append(make([]corev1.Volume, 0, 2+len(profile.Volumes)),
-		corev1.Volume{Name: config.BackupVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		corev1.Volume{Name: contract.BackupVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
 	c := &corev1.Container{
 		Name:            profile.ContainerName,
 		Image:           profile.Image,
@@ -187,7 +188,7 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 	if secret := ann[annotations.DatabaseSecret]; secret != "" {
 		v := corev1.Volume{Name: SecretVolumeName(secret), VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
 		s.volumes = append(s.volumes, v)
-		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: config.SecretMountPath, ReadOnly: true})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: contract.SecretMountPath, ReadOnly: true})
 	} else {
 		s.warnings = append(s.warnings, fmt.Sprintf("%s is not set: the backup sidecar connects to the database without a password", annotations.DatabaseSecret))
 	}
@@ -215,16 +216,16 @@ func SecretVolumeName(secret string) string {
 func sidecarEnv(p *config.Profile, ann map[string]string, location string, seconds float64) []corev1.EnvVar {
 	env := make([]corev1.EnvVar, 0, len(p.Env)+5)
 	env = append(env,
-		corev1.EnvVar{Name: config.EnvBackupLocation, Value: location},
-		corev1.EnvVar{Name: config.EnvBackupInterval, Value: valueOr(ann, annotations.BackupInterval, p.Interval)},
-		corev1.EnvVar{Name: config.EnvBackupIntervalSeconds, Value: strconv.FormatInt(int64(seconds), 10)},
+		corev1.EnvVar{Name: contract.EnvLocation, Value: location},
+		corev1.EnvVar{Name: contract.EnvInterval, Value: valueOr(ann, annotations.BackupInterval, p.Interval)},
+		corev1.EnvVar{Name: contract.EnvIntervalSeconds, Value: strconv.FormatInt(int64(seconds), 10)},
 	)
 	if db := valueOr(ann, annotations.Database, p.Database); db != "" {
-		env = append(env, corev1.EnvVar{Name: config.EnvDatabaseName, Value: db})
+		env = append(env, corev1.EnvVar{Name: contract.EnvDatabaseName, Value: db})
 	}
 	if secret := ann[annotations.DatabaseSecret]; secret != "" {
 		key := valueOr(ann, annotations.DatabaseSecretKey, annotations.DefaultDatabaseSecretKey)
-		env = append(env, corev1.EnvVar{Name: config.EnvDatabasePassword, ValueFrom: &corev1.EnvVarSource{
+		env = append(env, corev1.EnvVar{Name: contract.EnvDatabasePassword, ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key},
 		}})
 	}

@@ -1,0 +1,60 @@
+// Package contract is what the injector (webhook/) and the backup sidecar (backup/) must agree on: the sidecar's
+// environment, the volume and paths tandem mounts into it, the interval rule and the grammar of backup locations.
+// Both sides import it and neither defines these itself, so whatever the webhook admits, the sidecar starts with.
+package contract
+
+import (
+	"fmt"
+	"time"
+)
+
+// What tandem adds to a pod for its sidecar; profiles may not use these names for their own volumes or mounts.
+const (
+	// BackupVolume is the emptyDir shared with the sidecar, mounted at BackupMountPath.
+	BackupVolume = "backup-data"
+	// BackupMountPath is where the sidecar writes its dumps, its BACKUP_DIR by default.
+	BackupMountPath = "/backups"
+	// SecretMountPath is where the database Secret's password key is mounted in the sidecar.
+	SecretMountPath = "/secrets"
+)
+
+// The sidecar's environment. The injector sets the first group from the pod's annotations and its profile; the
+// sidecar reads all of them, each also as a flag.
+const (
+	EnvLocation         = "BACKUP_LOCATION"
+	EnvInterval         = "BACKUP_INTERVAL"
+	EnvIntervalSeconds  = "BACKUP_INTERVAL_SECONDS"
+	EnvDatabaseName     = "DATABASE_NAME"
+	EnvDatabaseUser     = "DATABASE_USER"
+	EnvDatabasePassword = "DATABASE_PASSWORD"
+
+	EnvEngine               = "BACKUP_ENGINE"
+	EnvDir                  = "BACKUP_DIR"
+	EnvKeep                 = "BACKUP_KEEP"
+	EnvRemoteKeep           = "BACKUP_REMOTE_KEEP"
+	EnvRemoteMaxAge         = "BACKUP_REMOTE_MAX_AGE"
+	EnvUploadRetryFor       = "BACKUP_UPLOAD_RETRY_FOR"
+	EnvMetricsBindAddress   = "BACKUP_METRICS_BIND_ADDRESS"
+	EnvDatabaseHost         = "DATABASE_HOST"
+	EnvDatabasePort         = "DATABASE_PORT"
+	EnvDatabasePasswordFile = "DATABASE_PASSWORD_FILE"
+)
+
+// InjectedEnv are the variables the injector sets itself from the pod's annotations; a profile's env may not
+// redefine them.
+var InjectedEnv = []string{EnvLocation, EnvInterval, EnvIntervalSeconds, EnvDatabaseName, EnvDatabasePassword}
+
+// MinInterval is the shortest backup interval.
+const MinInterval = time.Second
+
+// ParseInterval parses a backup interval: a Go duration of at least MinInterval.
+func ParseInterval(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not a Go duration (examples: 30m, 6h, 24h)", v)
+	}
+	if d < MinInterval {
+		return 0, fmt.Errorf("%q is shorter than the minimum interval, %s", v, MinInterval)
+	}
+	return d, nil
+}

@@ -6,6 +6,7 @@ package podinject
 import (
 	"fmt"
 	"github.com/tandem-dev/tandem/internal/contract"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -74,24 +75,36 @@ func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, 
 	if !optedIn {
 		return plan, nil
 	}
-	if problems := checkAnnotations(ann); len(problems) > 0 {
-		return nil, &Refusal{Problems: problems}
-	}
-	profile, name, problems := in.resolveProfile(value)
-	if len(problems) > 0 {
+	// Every problem is reported at once, so that the user fixes the pod in one go.
+	problems := checkAnnotations(ann)
+	profile, name, profileProblems := in.resolveProfile(value)
+	problems = append(problems, profileProblems...)
+	if profile == nil {
 		return nil, &Refusal{Problems: problems}
 	}
 	plan.Profile = name
 	s := buildSidecar(profile, name, ann, spec)
 	plan.Warnings = append(plan.Warnings, s.warnings...)
 	plan.Native = profile.NativeSidecar
-	plan.Container, problems = placeContainer(spec, s.container, profile.NativeSidecar, name, s.problems)
+	problems = appendNew(problems, s.problems...)
+	plan.Container, problems = placeContainer(spec, s.container, profile.NativeSidecar, name, problems)
 	plan.Volumes, problems = placeVolumes(spec, s.volumes, problems)
 	if len(problems) > 0 {
 		return nil, &Refusal{Problems: problems}
 	}
 	plan.Outcome = Injected
 	return plan, nil
+}
+
+// appendNew appends the problems not in list yet: a bad annotation found by its own check and again while the
+// sidecar is built is reported once.
+func appendNew(list []string, problems ...string) []string {
+	for _, p := range problems {
+		if !slices.Contains(list, p) {
+			list = append(list, p)
+		}
+	}
+	return list
 }
 
 // gate decides whether a pod with these annotations is to be injected at all: it returns the Plan of a pod that

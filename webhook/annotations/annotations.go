@@ -87,7 +87,7 @@ var All = []Annotation{
 		Default: "the profile's `database`", Validate: ValidateDatabaseName},
 	{Key: BackupCredentials, Description: "Secret whose keys become the sidecar's environment (`envFrom`), e.g. `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.",
 		Default: "none", Validate: ValidateSecretName},
-	{Key: Injected, Description: "Written by tandem: the profile it injected. A pod carrying it is never injected again.",
+	{Key: Injected, Description: "Written by tandem: the profile it injected. A pod carrying it and the sidecar is never injected again; one carrying it without the sidecar (the annotation copied from another manifest) gets the sidecar and a warning.",
 		SetByTandem: true},
 	{Key: Defaults, Description: "On a Job or CronJob: `\"false\"` opts it out of tandem's defaults.",
 		Default: "defaults apply", Validate: ValidateBool},

@@ -75,10 +75,17 @@ func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, 
 	if !optedIn {
 		return plan, nil
 	}
-	// Every problem is reported at once, so that the user fixes the pod in one go.
-	problems := checkAnnotations(ann)
 	profile, name, profileProblems := in.resolveProfile(value)
-	problems = append(problems, profileProblems...)
+	done, warning := alreadyInjected(ann, spec, profile)
+	if done {
+		plan.Profile = ann[annotations.Injected]
+		return plan, nil
+	}
+	if warning != "" {
+		plan.Warnings = append(plan.Warnings, warning)
+	}
+	// Every problem is reported at once, so that the user fixes the pod in one go.
+	problems := append(checkAnnotations(ann), profileProblems...)
 	if profile == nil {
 		return nil, &Refusal{Problems: problems}
 	}
@@ -121,11 +128,30 @@ func gate(ann map[string]string) (plan *Plan, value string, optedIn bool) {
 	case value == "false":
 		return plan, "", false
 	}
-	if done, ok := ann[annotations.Injected]; ok {
-		plan.Profile = done
-		return plan, "", false
-	}
 	return plan, value, true
+}
+
+// alreadyInjected reports whether tandem injected this pod before: it carries tandem.dev/injected and the
+// sidecar's container (a second call of the webhook, or tandem inject's own output). A pod that carries the
+// annotation without the container (copied from another manifest) was not: it gets a warning and the sidecar.
+func alreadyInjected(ann map[string]string, spec *corev1.PodSpec, profile *config.Profile) (done bool, warning string) {
+	value, ok := ann[annotations.Injected]
+	if !ok {
+		return false, ""
+	}
+	name := config.DefaultContainerName
+	if profile != nil {
+		name = profile.ContainerName
+	}
+	for _, list := range [][]corev1.Container{spec.Containers, spec.InitContainers} {
+		for _, c := range list {
+			if c.Name == name {
+				return true, ""
+			}
+		}
+	}
+	return false, fmt.Sprintf("%s: %s is set, but the pod has no %s container (was the annotation copied from another pod?): "+
+		"tandem injects the backup sidecar", annotations.Injected, value, name)
 }
 
 // checkAnnotations runs the check of every annotation the pod carries, and returns a problem for each bad value.

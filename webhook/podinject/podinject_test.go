@@ -2,6 +2,7 @@ package podinject_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -23,6 +24,12 @@ func dbPod(ann map[string]string) *corev1.Pod {
 			Volumes:    []corev1.Volume{{Name: "db-data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}},
 		},
 	}
+}
+
+// withSidecar gives the pod a container of the sidecar's name, as tandem's injection leaves it.
+func withSidecar(pod *corev1.Pod) *corev1.Pod {
+	pod.Spec.Containers = append(pod.Spec.Containers, corev1.Container{Name: "tandem-backup", Image: "tandem-backup"})
+	return pod
 }
 
 func optIn(extra ...string) map[string]string {
@@ -79,10 +86,19 @@ func TestPlan(t *testing.T) {
 	}{
 		{name: "pod without annotations is skipped", pod: dbPod(nil), outcome: podinject.Skipped},
 		{name: `"false" opts out`, pod: dbPod(optIn(annotations.Backup, "false")), outcome: podinject.Skipped},
-		{name: "pod already injected is left alone", pod: dbPod(optIn(annotations.Injected, "postgres")), outcome: podinject.Skipped,
+		{name: "pod already injected is left alone", pod: withSidecar(dbPod(optIn(annotations.Injected, "postgres"))), outcome: podinject.Skipped,
 			check: func(t *testing.T, p *podinject.Plan) {
-				if p.Container != nil || len(p.Volumes) > 0 {
-					t.Errorf("plan adds to an injected pod: %+v", p)
+				if p.Container != nil || len(p.Volumes) > 0 || len(p.Warnings) > 0 {
+					t.Errorf("plan adds to, or warns about, an injected pod: %+v", p)
+				}
+			}},
+		{name: "status annotation without its sidecar is injected, with a warning", pod: dbPod(optIn(annotations.Injected, "postgres")), outcome: podinject.Injected,
+			check: func(t *testing.T, p *podinject.Plan) {
+				if p.Container == nil || p.Container.Name != "tandem-backup" {
+					t.Errorf("no sidecar planned for a pod whose %s was copied: %+v", annotations.Injected, p)
+				}
+				if !slices.ContainsFunc(p.Warnings, func(w string) bool { return strings.Contains(w, "no tandem-backup container") }) {
+					t.Errorf("warnings %q do not say the sidecar was missing", p.Warnings)
 				}
 			}},
 		{name: "example pod gets sidecar, backup volume and secret volume", pod: dbPod(optIn()), outcome: podinject.Injected,

@@ -27,6 +27,7 @@ RUN go mod download
 COPY cmd/ cmd/
 COPY webhook/ webhook/
 COPY backup/ backup/
+COPY internal/ internal/
 ARG VERSION=devel
 RUN go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/tandem ./cmd/tandem
 

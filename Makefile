@@ -46,11 +46,12 @@ fuzz: ## Fuzz the admission handlers for FUZZTIME (default 1m).
 test: lint unit e2e image-check kind-check ## Everything CI runs.
 
 .PHONY: lint
-lint: ## gofmt, go vet, go build, pinned versions agree.
+lint: ## gofmt, go vet, go build, pinned versions agree, the Dockerfile copies every package, generated docs are current.
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) build ./...
 	hack/verify-pins.sh
+	hack/verify-dockerfile.sh
 	$(GO) run ./hack/docgen -check
 
 .PHONY: deps

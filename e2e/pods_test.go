@@ -81,14 +81,15 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 	for _, v := range pod.Spec.Volumes {
 		vols[v.Name] = v
 	}
-	if vols["backup-data"].EmptyDir == nil || vols["db-secrets"].Secret == nil || vols["db-secrets"].Secret.SecretName != "db-secrets" {
+	if secret := vols["tandem-database-secret"].Secret; vols["backup-data"].EmptyDir == nil || secret == nil || secret.SecretName != "db-secrets" ||
+		len(secret.Items) != 1 || secret.Items[0].Key != "database-password" {
 		t.Errorf("volumes: %+v", pod.Spec.Volumes)
 	}
 	mounts := map[string]corev1.VolumeMount{}
 	for _, m := range c.VolumeMounts {
 		mounts[m.Name] = m
 	}
-	if mounts["backup-data"].MountPath != "/backups" || mounts["db-secrets"].MountPath != "/secrets" || !mounts["db-secrets"].ReadOnly {
+	if mounts["backup-data"].MountPath != "/backups" || mounts["tandem-database-secret"].MountPath != "/secrets" || !mounts["tandem-database-secret"].ReadOnly {
 		t.Errorf("sidecar mounts: %+v", c.VolumeMounts)
 	}
 	if pod.Annotations[annotations.Injected] != "postgres" {

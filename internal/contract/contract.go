@@ -14,6 +14,8 @@ const (
 	BackupVolume = "backup-data"
 	// BackupMountPath is where the sidecar writes its dumps, its BACKUP_DIR by default.
 	BackupMountPath = "/backups"
+	// SecretVolume is the database Secret's password key, projected alone, mounted at SecretMountPath.
+	SecretVolume = "tandem-database-secret"
 	// SecretMountPath is where the database Secret's password key is mounted in the sidecar.
 	SecretMountPath = "/secrets"
 )

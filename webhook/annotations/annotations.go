@@ -77,7 +77,7 @@ var All = []Annotation{
 		Default: "no injection", Validate: ValidateProfileName},
 	{Key: BackupLocation, Description: "Where backups are uploaded: `s3://bucket/prefix` (AWS S3 and S3-compatible stores) or `file:///path`; the sidecar's `BACKUP_LOCATION`.",
 		Default: "the profile's `backupLocation`; required if the profile has none", Validate: ValidateLocation},
-	{Key: DatabaseSecret, Description: "Secret with the database password: `DATABASE_PASSWORD` from a `secretKeyRef`, and the Secret mounted read-only at `/secrets` (volume named after the Secret, or `database-secret` if its name is not a valid volume name).",
+	{Key: DatabaseSecret, Description: "Secret with the database password: `DATABASE_PASSWORD` from a `secretKeyRef`, and that one key (not the whole Secret) mounted read-only at `/secrets/<key>` (volume `tandem-database-secret`). Both are optional, so a missing Secret or key keeps only the sidecar from logging in, never the pod from starting.",
 		Default: "no password (a warning)", Validate: ValidateSecretName},
 	{Key: DatabaseSecretKey, Description: "Key of the password in the database secret.",
 		Default: "`" + DefaultDatabaseSecretKey + "`", Validate: ValidateSecretKey},

@@ -87,8 +87,8 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 			errs = append(errs, field.Invalid(vp, v.Name, msg))
 		}
 		switch {
-		case v.Name == contract.BackupVolume:
-			errs = append(errs, field.Forbidden(vp, contract.BackupVolume+" is tandem's own volume"))
+		case v.Name == contract.BackupVolume || v.Name == contract.SecretVolume:
+			errs = append(errs, field.Forbidden(vp, v.Name+" is tandem's own volume"))
 		case volumes[v.Name]:
 			errs = append(errs, field.Duplicate(vp, v.Name))
 		}

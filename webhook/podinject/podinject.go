@@ -13,7 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/utils/ptr"
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
 	"github.com/tandem-dev/tandem/webhook/config"
@@ -225,7 +225,11 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 		c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: creds}}}}
 	}
 	if secret := ann[annotations.DatabaseSecret]; secret != "" {
-		v := corev1.Volume{Name: SecretVolumeName(secret), VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: secret}}}
+		// Only the key the sidecar reads, not every password the Secret may hold; optional, so that a Secret or a
+		// key that is missing keeps only the sidecar from logging in, never the database's pod from starting.
+		key := valueOr(ann, annotations.DatabaseSecretKey, annotations.DefaultDatabaseSecretKey)
+		v := corev1.Volume{Name: contract.SecretVolume, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: secret, Items: []corev1.KeyToPath{{Key: key, Path: key}}, Optional: ptr.To(true)}}}
 		s.volumes = append(s.volumes, v)
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: v.Name, MountPath: contract.SecretMountPath, ReadOnly: true})
 	} else {
@@ -243,15 +247,6 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 	return s
 }
 
-// SecretVolumeName is the name of the volume of the database Secret: the Secret's own name when it is a valid
-// volume name, as users write it by hand, and "database-secret" otherwise.
-func SecretVolumeName(secret string) string {
-	if len(validation.IsDNS1123Label(secret)) == 0 {
-		return secret
-	}
-	return "database-secret"
-}
-
 func sidecarEnv(p *config.Profile, ann map[string]string, location string, seconds float64) []corev1.EnvVar {
 	env := make([]corev1.EnvVar, 0, len(p.Env)+5)
 	env = append(env,
@@ -265,7 +260,7 @@ func sidecarEnv(p *config.Profile, ann map[string]string, location string, secon
 	if secret := ann[annotations.DatabaseSecret]; secret != "" {
 		key := valueOr(ann, annotations.DatabaseSecretKey, annotations.DefaultDatabaseSecretKey)
 		env = append(env, corev1.EnvVar{Name: contract.EnvDatabasePassword, ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key},
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key, Optional: ptr.To(true)},
 		}})
 	}
 	return append(env, p.Env...)

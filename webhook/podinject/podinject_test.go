@@ -113,21 +113,21 @@ func TestPlan(t *testing.T) {
 					t.Errorf("env = %+v", c.Env)
 				}
 				ref := env["DATABASE_PASSWORD"].ValueFrom.SecretKeyRef
-				if ref.Name != "db-secrets" || ref.Key != "database-password" {
+				if ref.Name != "db-secrets" || ref.Key != "database-password" || ref.Optional == nil || !*ref.Optional {
 					t.Errorf("DATABASE_PASSWORD from %+v", ref)
 				}
 				names := []string{}
 				for _, v := range p.Volumes {
 					names = append(names, v.Name)
 				}
-				if strings.Join(names, ",") != "backup-data,db-secrets,tandem-tmp" {
+				if strings.Join(names, ",") != "backup-data,tandem-database-secret,tandem-tmp" {
 					t.Errorf("volumes = %v", names)
 				}
 				mounts := map[string]corev1.VolumeMount{}
 				for _, m := range c.VolumeMounts {
 					mounts[m.Name] = m
 				}
-				if mounts["backup-data"].MountPath != "/backups" || mounts["db-secrets"].MountPath != "/secrets" || !mounts["db-secrets"].ReadOnly {
+				if mounts["backup-data"].MountPath != "/backups" || mounts["tandem-database-secret"].MountPath != "/secrets" || !mounts["tandem-database-secret"].ReadOnly {
 					t.Errorf("mounts = %+v", c.VolumeMounts)
 				}
 				if len(p.Warnings) != 0 {
@@ -174,12 +174,22 @@ func TestPlan(t *testing.T) {
 					t.Errorf("envFrom = %+v", p.Container.EnvFrom)
 				}
 			}},
-		{name: "secret name that is not a volume name gets a fixed volume name", pod: dbPod(optIn(annotations.DatabaseSecret, "db.secrets")),
+		{name: "only the password's key of the secret is mounted, optional", pod: dbPod(optIn(annotations.DatabaseSecret, "db.secrets", annotations.DatabaseSecretKey, "pg-password")),
 			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
-				if p.Volumes[1].Name != "database-secret" || p.Volumes[1].Secret.SecretName != "db.secrets" {
-					t.Errorf("secret volume = %+v", p.Volumes[1])
+				v := p.Volumes[1].Secret
+				if p.Volumes[1].Name != "tandem-database-secret" || v == nil || v.SecretName != "db.secrets" {
+					t.Fatalf("secret volume = %+v", p.Volumes[1])
+				}
+				if len(v.Items) != 1 || v.Items[0].Key != "pg-password" || v.Items[0].Path != "pg-password" {
+					t.Errorf("secret volume projects %+v, want only the key pg-password", v.Items)
+				}
+				if v.Optional == nil || !*v.Optional {
+					t.Error("secret volume is not optional: a missing Secret would keep the database's pod from starting")
 				}
 			}},
+		{name: "the pod's own volume of the secret's name is no clash", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
+			s.Volumes = append(s.Volumes, corev1.Volume{Name: "db-secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db-secrets"}}})
+		}), outcome: podinject.Injected},
 		{name: "no database secret is a warning, not a refusal", pod: dbPod(optIn(annotations.DatabaseSecret, "<delete>")), outcome: podinject.Injected,
 			check: func(t *testing.T, p *podinject.Plan) {
 				wantWarning(t, p, "tandem.dev/database-secret is not set")
@@ -215,8 +225,8 @@ func TestPlan(t *testing.T) {
 			}
 		}},
 		{name: "existing different volume is refused, naming the field", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
-			s.Volumes = append(s.Volumes, corev1.Volume{Name: "db-secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "other-secret"}}})
-		}), outcome: podinject.Refused, refused: []string{`volume named "db-secrets"`, "secret.secretName", "rename the pod's volume"}},
+			s.Volumes = append(s.Volumes, corev1.Volume{Name: "tandem-database-secret", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "other-secret"}}})
+		}), outcome: podinject.Refused, refused: []string{`volume named "tandem-database-secret"`, "secret.secretName", "rename the pod's volume"}},
 		{name: "backup-data of another kind is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
 			s.Volumes = append(s.Volumes, corev1.Volume{Name: "backup-data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/b"}}})
 		}), outcome: podinject.Refused, refused: []string{`volume named "backup-data"`, "emptyDir"}},

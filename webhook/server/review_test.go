@@ -100,7 +100,7 @@ func TestCreateInjects(t *testing.T) {
 		t.Errorf("annotations = %v", ann)
 	}
 	if vols := pod["spec"].(map[string]any)["volumes"].([]any); len(vols) != 4 {
-		t.Errorf("volumes = %v, want db-data, backup-data, db-secrets, tandem-tmp", vols)
+		t.Errorf("volumes = %v, want db-data, backup-data, tandem-database-secret, tandem-tmp", vols)
 	}
 }
 

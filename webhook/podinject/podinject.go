@@ -103,6 +103,26 @@ func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, 
 	return plan, nil
 }
 
+// ImageUser is the UID of tandem's backup image (its USER), which a sidecar that must run as non-root gets in a
+// pod that runs as root.
+const ImageUser int64 = 65532
+
+// nonRootIn returns the sidecar's security context for a pod with this spec: the profile's, except that a
+// sidecar that must run as non-root (runAsNonRoot) but names no user of its own, in a pod whose securityContext
+// runs as root, gets ImageUser. Otherwise it would inherit UID 0 and the kubelet would refuse to start it. No UID
+// is pinned anywhere else, so a platform that assigns UIDs (OpenShift) assigns the sidecar's too.
+func nonRootIn(spec *corev1.PodSpec, sc *corev1.SecurityContext) *corev1.SecurityContext {
+	if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot || sc.RunAsUser != nil {
+		return sc
+	}
+	if spec.SecurityContext == nil || spec.SecurityContext.RunAsUser == nil || *spec.SecurityContext.RunAsUser != 0 {
+		return sc
+	}
+	sc = sc.DeepCopy()
+	sc.RunAsUser = ptr.To(ImageUser)
+	return sc
+}
+
 // appendNew appends the problems not in list yet: a bad annotation found by its own check and again while the
 // sidecar is built is reported once.
 func appendNew(list []string, problems ...string) []string {
@@ -218,7 +238,7 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 		Args:            profile.Args,
 		Env:             sidecarEnv(profile, ann, location, interval.Seconds()),
 		Resources:       profile.Resources,
-		SecurityContext: profile.SecurityContext,
+		SecurityContext: nonRootIn(spec, profile.SecurityContext),
 		VolumeMounts:    append(mounts, profile.VolumeMounts...),
 	}
 	if creds := ann[annotations.BackupCredentials]; creds != "" {

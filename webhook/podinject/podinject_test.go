@@ -3,12 +3,14 @@ package podinject_test
 import (
 	"errors"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
 	"github.com/tandem-dev/tandem/webhook/config"
@@ -314,3 +316,40 @@ func withSpec(p *corev1.Pod, f func(*corev1.PodSpec)) *corev1.Pod {
 }
 
 func equalPods(a, b *corev1.Pod) bool { return equality.Semantic.DeepEqual(a, b) }
+
+func TestSidecarRunsAsNonRootWithoutPinningAUID(t *testing.T) {
+	root, user := int64(0), int64(1000700000)
+	tests := []struct {
+		name   string
+		podSC  *corev1.PodSecurityContext
+		wantID *int64
+	}{
+		{"no pod security context: the image's user", nil, nil},
+		{"a UID the platform or the pod chose: inherited", &corev1.PodSecurityContext{RunAsUser: &user}, nil},
+		{"runAsNonRoot without a UID: assigned by the platform", &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}, nil},
+		{"a root pod: the image's user, on the sidecar alone", &corev1.PodSecurityContext{RunAsUser: &root}, ptr.To(podinject.ImageUser)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := withSpec(dbPod(optIn()), func(s *corev1.PodSpec) { s.SecurityContext = tt.podSC })
+			plan, err := podinject.New(config.Default()).Plan(&pod.ObjectMeta, &pod.Spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := plan.Container.SecurityContext
+			if sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
+				t.Fatalf("sidecar security context %+v does not run as non-root", sc)
+			}
+			if got := sc.RunAsUser; (got == nil) != (tt.wantID == nil) || (got != nil && *got != *tt.wantID) {
+				t.Errorf("runAsUser = %v, want %v", ptrString(got), ptrString(tt.wantID))
+			}
+		})
+	}
+}
+
+func ptrString(p *int64) string {
+	if p == nil {
+		return "unset"
+	}
+	return strconv.FormatInt(*p, 10)
+}

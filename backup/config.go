@@ -146,8 +146,8 @@ func (c *Config) Validate() error {
 	default:
 		bad("BACKUP_ENGINE", "engine", "%q is not postgres, mysql or mongodb", c.Engine)
 	}
-	if c.Engine == "postgres" && c.Database == "" {
-		bad("DATABASE_NAME", "database", "required for postgres")
+	if contract.NeedsDatabase(c.Engine) && c.Database == "" {
+		bad("DATABASE_NAME", "database", "required for %s", c.Engine)
 	}
 	if c.Location == "" {
 		bad("BACKUP_LOCATION", "location", "required, e.g. s3://my-bucket/my-backups")
@@ -178,8 +178,8 @@ func (c *Config) Validate() error {
 	if c.Password != "" && c.PasswordFile != "" {
 		errs = append(errs, errors.New("DATABASE_PASSWORD (--password) and DATABASE_PASSWORD_FILE (--password-file) are both set: set one"))
 	}
-	if c.Engine == "mongodb" && c.User == "" && (c.Password != "" || c.PasswordFile != "") {
-		bad("DATABASE_USER", "user", "required for mongodb when a password is set")
+	if contract.NeedsUserForPassword(c.Engine) && c.User == "" && (c.Password != "" || c.PasswordFile != "") {
+		bad("DATABASE_USER", "user", "required for %s when a password is set", c.Engine)
 	}
 	if c.UploadRetryFor < 0 {
 		bad("BACKUP_UPLOAD_RETRY_FOR", "upload-retry-for", "must not be negative")

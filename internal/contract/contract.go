@@ -46,6 +46,19 @@ const (
 // redefine them.
 var InjectedEnv = []string{EnvLocation, EnvInterval, EnvIntervalSeconds, EnvDatabaseName, EnvDatabasePassword}
 
+// OverridableEnv are the variables a profile may set as defaults that an annotation of the pod overrides.
+var OverridableEnv = []string{EnvDatabaseUser}
+
+// Engines are the databases the sidecar dumps, the values of BACKUP_ENGINE.
+var Engines = []string{"postgres", "mysql", "mongodb"}
+
+// NeedsDatabase reports whether the engine dumps one named database only, so DATABASE_NAME is required.
+func NeedsDatabase(engine string) bool { return engine == "postgres" }
+
+// NeedsUserForPassword reports whether the engine cannot log in with a password without a user: the mongodb
+// tools authenticate a user against admin, and have no default user.
+func NeedsUserForPassword(engine string) bool { return engine == "mongodb" }
+
 // MinInterval is the shortest backup interval.
 const MinInterval = time.Second
 

@@ -12,7 +12,7 @@ import (
 	"github.com/tandem-dev/tandem/webhook/podinject"
 )
 
-// TestWebhookAdmitsWhatTheSidecarStartsWith feeds the same locations and intervals to both sides of the
+// TestWebhookAdmitsWhatTheSidecarStartsWith feeds the same locations, intervals, users and passwords to both sides of the
 // contract: the pod injector, as the webhook and tandem inject call it, and the sidecar's configuration, from
 // the environment the injector gives it. A pod the webhook admits must give a sidecar that starts; a value the
 // webhook refuses must be one the sidecar would refuse too.
@@ -55,36 +55,51 @@ func TestWebhookAdmitsWhatTheSidecarStartsWith(t *testing.T) {
 	}
 	intervals := []string{"24h", "30m", "1s", "1500ms", "999ms", "0s", "-1h", "1d", "soon"}
 
-	inj := podinject.New(config.Default())
-	check := func(t *testing.T, ann map[string]string) {
+	cfg := config.Default()
+	inj := podinject.New(cfg)
+	check := func(t *testing.T, profile string, ann map[string]string) {
 		t.Helper()
-		ann[annotations.Backup] = "postgres"
-		ann[annotations.Database] = "app"
+		ann[annotations.Backup] = profile
 		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Annotations: ann},
-			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "postgres"}}}}
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "db", Image: "db"}}}}
 		plan, err := inj.Plan(&pod.ObjectMeta, &pod.Spec)
 		admitted := err == nil && plan.Container != nil
 
 		env := map[string]string{}
 		if admitted {
 			for _, e := range plan.Container.Env {
-				if e.ValueFrom == nil {
+				switch {
+				case e.ValueFrom == nil:
 					env[e.Name] = e.Value
+				case e.ValueFrom.SecretKeyRef != nil:
+					env[e.Name] = "from-the-secret"
 				}
 			}
 		} else {
-			// What a hand-written pod would give the sidecar for the same annotations.
-			env["BACKUP_ENGINE"] = "postgres"
-			env["DATABASE_NAME"] = "app"
-			env["BACKUP_LOCATION"] = ann[annotations.BackupLocation]
-			if v, ok := ann[annotations.BackupInterval]; ok {
-				env["BACKUP_INTERVAL"] = v
+			// What a hand-written pod would give the sidecar for the same annotations and profile.
+			p, _, _ := cfg.Profile(profile)
+			for _, e := range p.Env {
+				env[e.Name] = e.Value
+			}
+			set := func(name, key, fallback string) {
+				if v, ok := ann[key]; ok {
+					env[name] = v
+				} else if fallback != "" {
+					env[name] = fallback
+				}
+			}
+			set("BACKUP_LOCATION", annotations.BackupLocation, p.BackupLocation)
+			set("BACKUP_INTERVAL", annotations.BackupInterval, p.Interval)
+			set("DATABASE_NAME", annotations.Database, p.Database)
+			set("DATABASE_USER", annotations.DatabaseUser, "")
+			if ann[annotations.DatabaseSecret] != "" {
+				env["DATABASE_PASSWORD"] = "from-the-secret"
 			}
 		}
-		cfg := backup.DefaultConfig()
-		sidecarErr := cfg.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+		sidecar := backup.DefaultConfig()
+		sidecarErr := sidecar.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		if sidecarErr == nil {
-			sidecarErr = cfg.Validate()
+			sidecarErr = sidecar.Validate()
 		}
 		switch {
 		case admitted && sidecarErr != nil:
@@ -93,14 +108,31 @@ func TestWebhookAdmitsWhatTheSidecarStartsWith(t *testing.T) {
 			t.Errorf("the webhook refuses %v (%v), but the sidecar would start with it", ann, err)
 		}
 	}
-	for _, loc := range locations {
-		t.Run("location "+loc, func(t *testing.T) {
-			check(t, map[string]string{annotations.BackupLocation: loc})
+	const loc = "s3://my-bucket/x"
+	for _, tc := range []struct {
+		name, profile string
+		ann           map[string]string
+	}{
+		{"mongodb without a password needs no user", "mongodb", map[string]string{}},
+		{"mongodb with a password needs its user", "mongodb", map[string]string{annotations.DatabaseSecret: "db"}},
+		{"mongodb with a password and its user", "mongodb", map[string]string{annotations.DatabaseSecret: "db", annotations.DatabaseUser: "backup"}},
+		{"postgres with the profile's database", "postgres", map[string]string{}},
+		{"postgres with the pod's user", "postgres", map[string]string{annotations.DatabaseUser: "app", annotations.DatabaseSecret: "db"}},
+		{"mysql dumps every database", "mysql", map[string]string{annotations.DatabaseSecret: "db"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.ann[annotations.BackupLocation] = loc
+			check(t, tc.profile, tc.ann)
+		})
+	}
+	for _, l := range locations {
+		t.Run("location "+l, func(t *testing.T) {
+			check(t, "postgres", map[string]string{annotations.BackupLocation: l, annotations.Database: "app"})
 		})
 	}
 	for _, iv := range intervals {
 		t.Run("interval "+iv, func(t *testing.T) {
-			check(t, map[string]string{annotations.BackupLocation: "s3://my-bucket/x", annotations.BackupInterval: iv})
+			check(t, "postgres", map[string]string{annotations.BackupLocation: loc, annotations.BackupInterval: iv})
 		})
 	}
 }

@@ -35,6 +35,8 @@ const (
 	BackupInterval = Prefix + "backup-interval"
 	// Database names the database to dump, the sidecar's DATABASE_NAME.
 	Database = Prefix + "database"
+	// DatabaseUser is the user the sidecar logs in as, the sidecar's DATABASE_USER.
+	DatabaseUser = Prefix + "database-user"
 	// BackupCredentials names a Secret whose keys become the sidecar's environment (envFrom), for example
 	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 	BackupCredentials = Prefix + "backup-credentials"
@@ -85,6 +87,8 @@ var All = []Annotation{
 		Default: "the profile's `interval`", Validate: func(v string) error { _, err := ParseInterval(v); return err }},
 	{Key: Database, Description: "Database to dump; the sidecar's `DATABASE_NAME`.",
 		Default: "the profile's `database`", Validate: ValidateDatabaseName},
+	{Key: DatabaseUser, Description: "User the sidecar logs in as (every engine); the sidecar's `DATABASE_USER`. Required for `mongodb` with a database secret: the user the password belongs to, authenticated against `admin`.",
+		Default: "the profile's `DATABASE_USER` (`postgres`, `root`; none for `mongodb`)", Validate: ValidateDatabaseUser},
 	{Key: BackupCredentials, Description: "Secret whose keys become the sidecar's environment (`envFrom`), e.g. `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.",
 		Default: "none", Validate: ValidateSecretName},
 	{Key: Injected, Description: "Written by tandem: the profile it injected. A pod carrying it and the sidecar is never injected again; one carrying it without the sidecar (the annotation copied from another manifest) gets the sidecar and a warning.",
@@ -157,11 +161,24 @@ func ValidateSecretKey(v string) error {
 	return nil
 }
 
+// ValidateDatabaseUser checks a database user name: printable, no spaces, at most 128 characters.
+func ValidateDatabaseUser(v string) error {
+	if v == "" {
+		return fmt.Errorf("is empty: name the user the sidecar logs in as, or remove the annotation for the profile's")
+	}
+	return printableName(v)
+}
+
 // ValidateDatabaseName checks a database name: printable, no spaces, at most 128 characters.
 func ValidateDatabaseName(v string) error {
 	if v == "" {
 		return fmt.Errorf("is empty: name the database to back up")
 	}
+	return printableName(v)
+}
+
+// printableName checks a name of the database's: printable, no spaces, at most 128 characters.
+func printableName(v string) error {
 	if len(v) > 128 {
 		return fmt.Errorf("%q is longer than 128 characters", v)
 	}

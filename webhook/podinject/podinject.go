@@ -263,12 +263,13 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 		s.warnings = append(s.warnings, fmt.Sprintf("the pod's restartPolicy is %s, but profile %s injects a regular container, "+
 			"which keeps the pod from ever completing: use a profile with nativeSidecar: true", spec.RestartPolicy, name))
 	}
+	s.problems = append(s.problems, engineProblems(profile, name, c.Env, ann)...)
 	s.container = c
 	return s
 }
 
 func sidecarEnv(p *config.Profile, ann map[string]string, location string, seconds float64) []corev1.EnvVar {
-	env := make([]corev1.EnvVar, 0, len(p.Env)+5)
+	env := make([]corev1.EnvVar, 0, len(p.Env)+6)
 	env = append(env,
 		corev1.EnvVar{Name: contract.EnvLocation, Value: location},
 		corev1.EnvVar{Name: contract.EnvInterval, Value: valueOr(ann, annotations.BackupInterval, p.Interval)},
@@ -277,13 +278,47 @@ func sidecarEnv(p *config.Profile, ann map[string]string, location string, secon
 	if db := valueOr(ann, annotations.Database, p.Database); db != "" {
 		env = append(env, corev1.EnvVar{Name: contract.EnvDatabaseName, Value: db})
 	}
+	user, userSet := ann[annotations.DatabaseUser]
+	if userSet {
+		env = append(env, corev1.EnvVar{Name: contract.EnvDatabaseUser, Value: user})
+	}
 	if secret := ann[annotations.DatabaseSecret]; secret != "" {
 		key := valueOr(ann, annotations.DatabaseSecretKey, annotations.DefaultDatabaseSecretKey)
 		env = append(env, corev1.EnvVar{Name: contract.EnvDatabasePassword, ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key, Optional: ptr.To(true)},
 		}})
 	}
-	return append(env, p.Env...)
+	for _, e := range p.Env {
+		if userSet && e.Name == contract.EnvDatabaseUser {
+			continue // the pod's tandem.dev/database-user replaces the profile's
+		}
+		env = append(env, e)
+	}
+	return env
+}
+
+// engineProblems are the combinations of profile and annotations the sidecar (tandem backup, BACKUP_ENGINE in
+// the profile's env) could not start with, by the contract's rules; a profile that runs something else has none.
+func engineProblems(profile *config.Profile, name string, env []corev1.EnvVar, ann map[string]string) []string {
+	value := func(n string) string {
+		for _, e := range slices.Backward(env) { // the last of a name is the one the container gets
+			if e.Name == n {
+				return e.Value
+			}
+		}
+		return ""
+	}
+	engine := value(contract.EnvEngine)
+	var problems []string
+	if contract.NeedsDatabase(engine) && value(contract.EnvDatabaseName) == "" {
+		problems = append(problems, fmt.Sprintf("profile %s dumps one %s database and names none: add %s: <the database to back up>",
+			name, engine, annotations.Database))
+	}
+	if contract.NeedsUserForPassword(engine) && ann[annotations.DatabaseSecret] != "" && value(contract.EnvDatabaseUser) == "" {
+		problems = append(problems, fmt.Sprintf("profile %s logs in to %s with the password of %s, which needs the user it belongs to: add %s: <that user>",
+			name, engine, annotations.DatabaseSecret, annotations.DatabaseUser))
+	}
+	return problems
 }
 
 // placeContainer returns the sidecar to add, or nil when the pod already has an identical one in the same list.
@@ -353,7 +388,7 @@ func valueOr(ann map[string]string, key, fallback string) string {
 
 // injectionKeys are the annotations that mean something only beside tandem.dev/backup.
 var injectionKeys = []string{annotations.BackupLocation, annotations.DatabaseSecret, annotations.DatabaseSecretKey,
-	annotations.BackupInterval, annotations.Database, annotations.BackupCredentials}
+	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.BackupCredentials}
 
 func firstInjectionKey(ann map[string]string) string {
 	for _, k := range injectionKeys {

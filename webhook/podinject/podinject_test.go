@@ -189,6 +189,18 @@ func TestPlan(t *testing.T) {
 					t.Error("secret volume is not optional: a missing Secret would keep the database's pod from starting")
 				}
 			}},
+		{name: "tandem.dev/database-user replaces the profile's user", pod: dbPod(optIn(annotations.DatabaseUser, "app")), outcome: podinject.Injected,
+			check: func(t *testing.T, p *podinject.Plan) {
+				var users []string
+				for _, e := range p.Container.Env {
+					if e.Name == "DATABASE_USER" {
+						users = append(users, e.Value)
+					}
+				}
+				if !slices.Equal(users, []string{"app"}) {
+					t.Errorf("DATABASE_USER entries = %q, want only the annotation's", users)
+				}
+			}},
 		{name: "the pod's own volume of the secret's name is no clash", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
 			s.Volumes = append(s.Volumes, corev1.Volume{Name: "db-secrets", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "db-secrets"}}})
 		}), outcome: podinject.Injected},

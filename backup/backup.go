@@ -48,6 +48,35 @@ func NewRunner(cfg Config, log logr.Logger, metrics *Metrics) (*Runner, error) {
 	}, nil
 }
 
+// RunSidecar is `tandem backup` as a sidecar: Run with cfg until ctx is cancelled, surviving what it cannot
+// fix. A sidecar that exits is restarted by the kubelet and, while it crash-loops, makes the database's pod
+// NotReady (a native sidecar holds back the containers after it), so a configuration it cannot back up with, a
+// password file or a directory that is not there, is logged, counted (failures_total{stage="start"}), reported
+// by /healthz, and tried again with backoff (a mounted file may appear) until SIGTERM. cfgErr is an error of
+// reading the configuration, which no retry mends.
+func RunSidecar(ctx context.Context, cfg Config, cfgErr error, log logr.Logger, metrics *Metrics) {
+	retry := jitteredBackoff(30*time.Second, 5*time.Minute)
+	for {
+		err := cfgErr
+		if err == nil {
+			var r *Runner
+			if r, err = NewRunner(cfg, log, metrics); err == nil {
+				err = r.Run(ctx)
+			}
+		}
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		metrics.block(err)
+		delay := retry.Step()
+		log.Error(err, "cannot back up; the sidecar keeps running, so the database's pod stays Ready, and tries again", "retryIn", delay.String())
+		if !sleep(ctx, delay) {
+			log.Info("stopping")
+			return
+		}
+	}
+}
+
 // Once takes one backup: dump, upload every backup in the directory not uploaded yet (this one first), prune.
 // It fails when the dump failed or a backup did not land in the bucket within UploadRetryFor; a backup that did
 // not land stays in the directory for the next run.
@@ -72,6 +101,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err := r.prepare(); err != nil {
 		return err
 	}
+	r.metrics.block(nil)
 	now := time.Now()
 	nextDump := now
 	if backups, err := listLocal(r.cfg.Dir); err == nil && len(backups) > 0 {

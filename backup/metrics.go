@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -26,6 +27,8 @@ type Metrics struct {
 	success  time.Time
 	interval time.Duration
 	dumps    map[string]dumpInfo // backups dumped and not uploaded yet
+	// blocked is why the sidecar cannot back up at all (its configuration, its directory), or nil.
+	blocked error
 }
 
 type dumpInfo struct {
@@ -44,12 +47,12 @@ func NewMetrics(interval time.Duration) *Metrics {
 		size: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_size_bytes",
 			Help: "Size of the last successful backup, compressed."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_backup_failures_total",
-			Help: "Failures, by stage: dump (no backup written), upload (an attempt that failed), prune (the local directory), retention (listing or deleting old backups at the location)."}, []string{"stage"}),
+			Help: "Failures, by stage: start (the sidecar cannot back up as configured: the reason is in its log and /healthz), dump (no backup written), upload (an attempt that failed), prune (the local directory), retention (listing or deleting old backups at the location), metrics (the metrics address could not be bound)."}, []string{"stage"}),
 		started:  time.Now(),
 		interval: interval,
 		dumps:    map[string]dumpInfo{},
 	}
-	for _, stage := range []string{"dump", "upload", "prune", "retention"} {
+	for _, stage := range []string{"start", "dump", "upload", "prune", "retention", "metrics"} {
 		m.failures.WithLabelValues(stage)
 	}
 	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures)
@@ -59,6 +62,19 @@ func NewMetrics(interval time.Duration) *Metrics {
 func (m *Metrics) failed(stage string) {
 	if m != nil {
 		m.failures.WithLabelValues(stage).Inc()
+	}
+}
+
+// block records that the sidecar cannot back up, and why; nil clears it.
+func (m *Metrics) block(err error) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.blocked = err
+	if err != nil {
+		m.failures.WithLabelValues("start").Inc()
 	}
 }
 
@@ -92,11 +108,14 @@ func (m *Metrics) uploaded(name string) {
 	}
 }
 
-// healthy reports an error when the last success, or the start when there was none, is older than two
-// intervals.
+// healthy reports an error when the sidecar cannot back up at all, or when the last success, or the start when
+// there was none, is older than two intervals.
 func (m *Metrics) healthy(now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.blocked != nil {
+		return fmt.Errorf("cannot back up: %w", m.blocked)
+	}
 	since, what := m.started, "no successful backup since the start"
 	if !m.success.IsZero() {
 		since, what = m.success, "the last successful backup"
@@ -121,8 +140,30 @@ func (m *Metrics) Handler() http.Handler {
 	return mux
 }
 
-// Serve serves Handler on addr until ctx ends. The listener is opened before Serve returns its first error, so
-// a port in use fails at start.
+// ServeUntil serves Handler on addr until ctx ends. An address that cannot be bound (a port in use, as when two
+// host-network replicas share a node) is logged, counted as a metrics failure and tried again with backoff; it
+// never stops the backups.
+func (m *Metrics) ServeUntil(ctx context.Context, addr string, log logr.Logger) {
+	retry := jitteredBackoff(time.Second, time.Minute)
+	for ctx.Err() == nil {
+		served, err := m.Serve(ctx, addr)
+		if err == nil {
+			err = <-served
+			if err == nil {
+				return // ctx ended
+			}
+		}
+		m.failed("metrics")
+		delay := retry.Step()
+		log.Error(err, "cannot serve /metrics and /healthz; backups go on, trying again", "address", addr, "retryIn", delay.String())
+		if !sleep(ctx, delay) {
+			return
+		}
+	}
+}
+
+// Serve serves Handler on addr until ctx ends. The listener is opened before Serve returns, so a port in use is
+// its error.
 func (m *Metrics) Serve(ctx context.Context, addr string) (<-chan error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

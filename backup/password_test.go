@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"encoding/json"
+	"github.com/tandem-dev/tandem/backup/backuptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -63,7 +65,8 @@ func TestPasswordFileRotation(t *testing.T) {
 }
 
 // TestPasswordFileErrors: a password file that cannot be read, or one set beside DATABASE_PASSWORD, stops
-// tandem backup and tandem restore before anything else, naming the setting; nothing is written.
+// tandem backup --once and tandem restore before anything else, naming the setting; the sidecar (tandem backup)
+// says the same on /healthz and in its log, and keeps running until SIGTERM. Nothing is written.
 func TestPasswordFileErrors(t *testing.T) {
 	dir, prefix := t.TempDir(), prefixFor(t)
 	missing := filepath.Join(t.TempDir(), "database-password")
@@ -81,15 +84,52 @@ func TestPasswordFileErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			for _, args := range [][]string{{"backup", "--once"}, {"backup"}, {"restore", "--from", "latest"}} {
+			for _, args := range [][]string{{"backup", "--once"}, {"restore", "--from", "latest"}} {
 				code, out := tandemRun(t, tt.env, args...)
 				if code == 0 || !strings.Contains(out, tt.want) {
 					t.Fatalf("tandem %s exited %d; want a failure saying %q", strings.Join(args, " "), code, tt.want)
 				}
 			}
+			sidecarSurvives(t, tt.env, tt.want)
 			nothingLeft(t, dir, prefix)
 		})
 	}
+}
+
+// sidecarSurvives starts tandem backup with env, which it cannot back up with, and checks that it stays up (a
+// sidecar that exits crash-loops and takes its pod's readiness with it): /healthz answers 503 saying want, the
+// failure is counted, the log says it, and SIGTERM ends it with 0.
+func sidecarSurvives(t *testing.T, env []string, want string) {
+	t.Helper()
+	port, err := backuptest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + itoa(port)
+	r := startTandem(t, append(env, "BACKUP_METRICS_BIND_ADDRESS="+addr), "backup")
+	var body string
+	eventually(t, 10*time.Second, "/healthz to answer 503", func() bool {
+		code, b, err := tryGet("http://" + addr + "/healthz")
+		body = b
+		return err == nil && code == 503
+	})
+	if !strings.Contains(body, want) {
+		t.Errorf("/healthz says %q, want the reason %q", body, want)
+	}
+	if _, metrics := httpGet(t, "http://"+addr+"/metrics"); !strings.Contains(metrics, `tandem_backup_failures_total{stage="start"} 1`) {
+		t.Errorf("/metrics does not count the failure to start:\n%s", metrics)
+	}
+	time.Sleep(time.Second)
+	select {
+	case <-r.done:
+		t.Fatalf("the sidecar exited %d; it must keep running:\n%s", r.code, r.stderr.String())
+	default:
+	}
+	quoted, _ := json.Marshal(want) // the log is JSON
+	if log := r.stderr.String(); !strings.Contains(log, strings.Trim(string(quoted), `"`)) || !strings.Contains(log, "keeps running") {
+		t.Errorf("the log does not say why the sidecar cannot back up:\n%s", log)
+	}
+	r.stop(t)
 }
 
 // withoutPassword is env without DATABASE_PASSWORD.

@@ -1,6 +1,8 @@
 package backup
 
 import (
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -52,4 +54,51 @@ func TestSidecarLoop(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	r.stop(t)
 	wantFiles(t, "bucket after the restart", objects(t, store, prefix), landed)
+}
+
+// TestSidecarBacksUpWhenItsMetricsPortIsTaken: two host-network replicas on one node share the node's ports. The
+// second sidecar cannot bind its metrics port; it says so, backs up all the same, and serves /metrics once the
+// port is free.
+func TestSidecarBacksUpWhenItsMetricsPortIsTaken(t *testing.T) {
+	must := mustSQL(t)
+	db := dbFor(t, "db")
+	must(pg.SQL("postgres", "CREATE DATABASE "+db))
+	must(pg.SQL(db, pgSchema))
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := taken.Addr().String()
+	dir, prefix := t.TempDir(), prefixFor(t)
+	r := startTandem(t, append(pgEnv(db, prefix, dir), "BACKUP_INTERVAL=1s", "BACKUP_METRICS_BIND_ADDRESS="+addr), "backup")
+	eventually(t, 30*time.Second, "two backups land while the port is taken", func() bool { return len(objects(t, store, prefix)) >= 2 })
+	if log := r.stderr.String(); !strings.Contains(log, "cannot serve /metrics and /healthz; backups go on") || !strings.Contains(log, "address already in use") {
+		t.Errorf("the log does not say the metrics port is taken:\n%s", log)
+	}
+	taken.Close()
+	eventually(t, 30*time.Second, "/healthz to answer once the port is free", func() bool {
+		code, _, err := tryGet("http://" + addr + "/healthz")
+		return err == nil && code == 200
+	})
+	if _, metrics := httpGet(t, "http://"+addr+"/metrics"); !strings.Contains(metrics, `tandem_backup_failures_total{stage="metrics"} `) ||
+		strings.Contains(metrics, `tandem_backup_failures_total{stage="metrics"} 0`) {
+		t.Errorf("/metrics does not count the failed binds:\n%s", metrics)
+	}
+	r.stop(t)
+}
+
+// TestSidecarWithABadConfigurationStaysUp: a configuration tandem backup cannot work with (a hand-written pod,
+// a profile's env) is reported, not a crash loop.
+func TestSidecarWithABadConfigurationStaysUp(t *testing.T) {
+	dir, prefix := t.TempDir(), prefixFor(t)
+	for _, tt := range []struct{ name, env, want string }{
+		{"unknown engine", "BACKUP_ENGINE=oracle", `BACKUP_ENGINE (--engine): "oracle" is not postgres, mysql or mongodb`},
+		{"unparsable setting", "BACKUP_KEEP=three", `BACKUP_KEEP=three: "three" is not a whole number`},
+		{"missing directory", "BACKUP_DIR=" + filepath.Join(dir, "gone"), "BACKUP_DIR (--dir)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sidecarSurvives(t, append(pgEnv("postgres", prefix, dir), tt.env), tt.want)
+		})
+	}
+	nothingLeft(t, dir, prefix)
 }

@@ -13,14 +13,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/tandem-dev/tandem/backup"
+	"github.com/tandem-dev/tandem/internal/contract"
 )
 
 func runBackup(args []string) error {
 	fs := flag.NewFlagSet("tandem backup", flag.ContinueOnError)
 	cfg := backup.DefaultConfig()
-	if err := cfg.ApplyEnv(os.LookupEnv); err != nil {
-		return err
-	}
+	envErr := cfg.ApplyEnv(os.LookupEnv) // fatal with --once; the sidecar reports it and stays up
 	cfg.BindFlags(fs)
 	once := fs.Bool("once", false, "take one backup and exit, non-zero if it failed (for a CronJob or a test)")
 	// Failures are routine for a sidecar (a database restarting): log them without stack traces.
@@ -53,30 +52,28 @@ Each flag overrides the environment variable named after it.
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
 		debug.SetMemoryLimit(32 << 20)
 	}
-	var metrics *backup.Metrics
-	if !*once {
-		metrics = backup.NewMetrics(cfg.Interval)
-	}
-	runner, err := backup.NewRunner(cfg, log, metrics)
-	if err != nil {
-		return err
-	}
 	if *once {
+		if envErr != nil {
+			return envErr
+		}
+		runner, err := backup.NewRunner(cfg, log, nil)
+		if err != nil {
+			return err
+		}
 		return runner.Once(ctx)
 	}
+
+	interval := cfg.Interval
+	if interval < contract.MinInterval {
+		interval = backup.DefaultConfig().Interval // for /healthz only: the configuration error is reported
+	}
+	metrics := backup.NewMetrics(interval)
 	if cfg.MetricsAddr != "" && cfg.MetricsAddr != "0" {
-		served, err := metrics.Serve(ctx, cfg.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("--metrics-bind-address: %w", err)
-		}
-		go func() {
-			if err := <-served; err != nil {
-				log.Error(err, "metrics server stopped")
-			}
-		}()
+		go metrics.ServeUntil(ctx, cfg.MetricsAddr, log)
 	}
 	log.Info("starting tandem backup", "version", versionString(), "engine", cfg.Engine, "database", cfg.Database,
 		"location", cfg.Location, "interval", cfg.Interval.String(), "dir", cfg.Dir, "keep", cfg.Keep,
 		"remoteKeep", cfg.RemoteKeep, "remoteMaxAge", cfg.RemoteMaxAge.String())
-	return runner.Run(ctx)
+	backup.RunSidecar(ctx, cfg, envErr, log, metrics)
+	return nil
 }

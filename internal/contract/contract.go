@@ -59,6 +59,14 @@ func NeedsDatabase(engine string) bool { return engine == "postgres" }
 // tools authenticate a user against admin, and have no default user.
 func NeedsUserForPassword(engine string) bool { return engine == "mongodb" }
 
+// MetricsPortName is the name of the sidecar's container port of /metrics and /healthz, which a PodMonitor
+// selects.
+const MetricsPortName = "tandem-metrics"
+
+// MetricsBindAddress is the sidecar's BACKUP_METRICS_BIND_ADDRESS for a port: every interface, so that the
+// kubelet and Prometheus reach it.
+func MetricsBindAddress(port int32) string { return fmt.Sprintf(":%d", port) }
+
 // MinInterval is the shortest backup interval.
 const MinInterval = time.Second
 

@@ -7,6 +7,7 @@ package annotations
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -37,6 +38,8 @@ const (
 	Database = Prefix + "database"
 	// DatabaseUser is the user the sidecar logs in as, the sidecar's DATABASE_USER.
 	DatabaseUser = Prefix + "database-user"
+	// MetricsPort is the port of the sidecar's /metrics and /healthz; "0" serves none.
+	MetricsPort = Prefix + "metrics-port"
 	// BackupCredentials names a Secret whose keys become the sidecar's environment (envFrom), for example
 	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 	BackupCredentials = Prefix + "backup-credentials"
@@ -89,6 +92,8 @@ var All = []Annotation{
 		Default: "the profile's `database`", Validate: ValidateDatabaseName},
 	{Key: DatabaseUser, Description: "User the sidecar logs in as (every engine); the sidecar's `DATABASE_USER`. Required for `mongodb` with a database secret: the user the password belongs to, authenticated against `admin`.",
 		Default: "the profile's `DATABASE_USER` (`postgres`, `root`; none for `mongodb`)", Validate: ValidateDatabaseUser},
+	{Key: MetricsPort, Description: "Port of the sidecar's `/metrics` and `/healthz`, declared as its container port `tandem-metrics`; `\"0\"` serves none. In a host-network pod it is a port of the node: give each replica on a node its own.",
+		Default: "the profile's `metricsPort` (`9880`)", Validate: ValidatePort},
 	{Key: BackupCredentials, Description: "Secret whose keys become the sidecar's environment (`envFrom`), e.g. `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.",
 		Default: "none", Validate: ValidateSecretName},
 	{Key: Injected, Description: "Written by tandem: the profile it injected. A pod carrying it and the sidecar is never injected again; one carrying it without the sidecar (the annotation copied from another manifest) gets the sidecar and a warning.",
@@ -157,6 +162,15 @@ func ValidateSecretName(v string) error {
 func ValidateSecretKey(v string) error {
 	if errs := validation.IsConfigMapKey(v); len(errs) > 0 {
 		return fmt.Errorf("%q is not a valid Secret key: %s", v, strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// ValidatePort checks a port number, or "0" for none.
+func ValidatePort(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q is not a port number (1-65535, or 0 for none)", v)
 	}
 	return nil
 }

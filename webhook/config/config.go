@@ -82,6 +82,12 @@ type Profile struct {
 	BackupLocation string `json:"backupLocation,omitempty"`
 	// Database is the default database name, for pods without `tandem.dev/database`.
 	Database string `json:"database,omitempty"`
+	// MetricsPort is the port of the sidecar's `/metrics` and `/healthz` (tandem backup's
+	// `BACKUP_METRICS_BIND_ADDRESS`), declared as the container port `tandem-metrics` for a PodMonitor to find;
+	// `tandem.dev/metrics-port` overrides it, `0` serves none. A port of the pod's own containers is refused.
+	//
+	// Default: none; `9880` in the built-in profiles.
+	MetricsPort int32 `json:"metricsPort,omitempty"`
 	// NativeSidecar is `true` for a native sidecar: in `initContainers` with `restartPolicy: Always`, it starts
 	// before the database, stops after it, and lets a Job's pod complete. `false` adds a regular container.
 	//

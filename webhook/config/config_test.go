@@ -82,6 +82,8 @@ func TestBadConfigurationNamesTheKey(t *testing.T) {
 		{"bad interval", "profiles: {pg: {image: x, interval: daily}}", []string{"profiles[pg].interval", "daily"}},
 		{"bad location", "profiles: {pg: {image: x, backupLocation: bucket}}", []string{"profiles[pg].backupLocation"}},
 		{"reserved env", "profiles: {pg: {image: x, env: [{name: BACKUP_LOCATION, value: y}]}}", []string{"profiles[pg].env[0].name", "set by tandem"}},
+		{"metrics address beside metricsPort", "profiles: {pg: {image: x, metricsPort: 9880, env: [{name: BACKUP_METRICS_BIND_ADDRESS, value: \":1\"}]}}", []string{"profiles[pg].env[0].name", "metricsPort: set one"}},
+		{"metricsPort out of range", "profiles: {pg: {image: x, metricsPort: 70000}}", []string{"profiles[pg].metricsPort"}},
 		{"tandem's own volume", "profiles: {pg: {image: x, volumes: [{name: backup-data, emptyDir: {}}]}}", []string{"profiles[pg].volumes[0].name"}},
 		{"mount of an unknown volume", "profiles: {pg: {image: x, volumeMounts: [{name: cache, mountPath: /c}]}}", []string{"profiles[pg].volumeMounts[0].name: Not found"}},
 		{"mount over /backups", "profiles: {pg: {image: x, volumes: [{name: c, emptyDir: {}}], volumeMounts: [{name: c, mountPath: /backups}]}}", []string{"profiles[pg].volumeMounts[0].mountPath"}},

@@ -69,8 +69,16 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 			errs = append(errs, field.Invalid(path.Child("database"), p.Database, err.Error()))
 		}
 	}
+	if p.MetricsPort != 0 {
+		for _, msg := range validation.IsValidPortNum(int(p.MetricsPort)) {
+			errs = append(errs, field.Invalid(path.Child("metricsPort"), p.MetricsPort, msg))
+		}
+	}
 	for i, e := range p.Env {
 		ep := path.Child("env").Index(i).Child("name")
+		if e.Name == contract.EnvMetricsBindAddress && p.MetricsPort != 0 {
+			errs = append(errs, field.Forbidden(ep, fmt.Sprintf("%s is set by tandem from metricsPort: set one of them", e.Name)))
+		}
 		for _, msg := range validation.IsEnvVarName(e.Name) {
 			errs = append(errs, field.Invalid(ep, e.Name, msg))
 		}

@@ -225,6 +225,9 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 		s.problems = append(s.problems, fmt.Sprintf("annotation %s: %v", annotations.BackupInterval, err))
 	}
 
+	port := metricsPort(profile, ann)
+	s.warnings, s.problems = checkMetricsPort(spec, profile.ContainerName, port, s.warnings, s.problems)
+
 	// Room for the secret's mount and volume too, appended below.
 	mounts := append(make([]corev1.VolumeMount, 0, 2+len(profile.VolumeMounts)),
 		corev1.VolumeMount{Name: contract.BackupVolume, MountPath: contract.BackupMountPath})
@@ -236,10 +239,13 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 		ImagePullPolicy: profile.ImagePullPolicy,
 		Command:         profile.Command,
 		Args:            profile.Args,
-		Env:             sidecarEnv(profile, ann, location, interval.Seconds()),
+		Env:             sidecarEnv(profile, ann, location, interval.Seconds(), port),
 		Resources:       profile.Resources,
 		SecurityContext: nonRootIn(spec, profile.SecurityContext),
 		VolumeMounts:    append(mounts, profile.VolumeMounts...),
+	}
+	if port > 0 {
+		c.Ports = []corev1.ContainerPort{{Name: contract.MetricsPortName, ContainerPort: port, Protocol: corev1.ProtocolTCP}}
 	}
 	if creds := ann[annotations.BackupCredentials]; creds != "" {
 		c.EnvFrom = []corev1.EnvFromSource{{SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: creds}}}}
@@ -268,7 +274,7 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 	return s
 }
 
-func sidecarEnv(p *config.Profile, ann map[string]string, location string, seconds float64) []corev1.EnvVar {
+func sidecarEnv(p *config.Profile, ann map[string]string, location string, seconds float64, port int32) []corev1.EnvVar {
 	env := make([]corev1.EnvVar, 0, len(p.Env)+6)
 	env = append(env,
 		corev1.EnvVar{Name: contract.EnvLocation, Value: location},
@@ -288,6 +294,9 @@ func sidecarEnv(p *config.Profile, ann map[string]string, location string, secon
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: secret}, Key: key, Optional: ptr.To(true)},
 		}})
 	}
+	if port > 0 {
+		env = append(env, corev1.EnvVar{Name: contract.EnvMetricsBindAddress, Value: contract.MetricsBindAddress(port)})
+	}
 	for _, e := range p.Env {
 		if userSet && e.Name == contract.EnvDatabaseUser {
 			continue // the pod's tandem.dev/database-user replaces the profile's
@@ -295,6 +304,48 @@ func sidecarEnv(p *config.Profile, ann map[string]string, location string, secon
 		env = append(env, e)
 	}
 	return env
+}
+
+// metricsPort is the sidecar's metrics port: tandem.dev/metrics-port, else the profile's; 0 for none. An
+// unparsable annotation was reported by its own check.
+func metricsPort(profile *config.Profile, ann map[string]string) int32 {
+	v, ok := ann[annotations.MetricsPort]
+	if !ok {
+		return profile.MetricsPort
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 0 || n > 65535 {
+		return 0
+	}
+	return int32(n)
+}
+
+// checkMetricsPort refuses a metrics port one of the pod's containers declares already (the sidecar could never
+// serve its metrics), and warns of one in a host-network pod, where it is a port of the node. The container
+// named sidecar is the sidecar itself, or a clash placeContainer reports.
+func checkMetricsPort(spec *corev1.PodSpec, sidecar string, port int32, warnings, problems []string) ([]string, []string) {
+	if port == 0 {
+		return warnings, problems
+	}
+	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for _, c := range list {
+			if c.Name == sidecar {
+				continue
+			}
+			for _, p := range c.Ports {
+				if p.ContainerPort == port && (p.Protocol == "" || p.Protocol == corev1.ProtocolTCP) {
+					problems = append(problems, fmt.Sprintf("container %q already uses port %d, the backup sidecar's metrics port: "+
+						"set %s to a free port, or \"0\" to serve no metrics", c.Name, port, annotations.MetricsPort))
+				}
+			}
+		}
+	}
+	if spec.HostNetwork {
+		warnings = append(warnings, fmt.Sprintf("the pod uses the node's network, so the backup sidecar's metrics port %d is a port of the node: "+
+			"a second such pod on the node cannot serve its metrics (its backups go on); set %s to a port of its own per pod, or \"0\"",
+			port, annotations.MetricsPort))
+	}
+	return warnings, problems
 }
 
 // engineProblems are the combinations of profile and annotations the sidecar (tandem backup, BACKUP_ENGINE in
@@ -388,7 +439,7 @@ func valueOr(ann map[string]string, key, fallback string) string {
 
 // injectionKeys are the annotations that mean something only beside tandem.dev/backup.
 var injectionKeys = []string{annotations.BackupLocation, annotations.DatabaseSecret, annotations.DatabaseSecretKey,
-	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.BackupCredentials}
+	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.MetricsPort, annotations.BackupCredentials}
 
 func firstInjectionKey(ann map[string]string) string {
 	for _, k := range injectionKeys {

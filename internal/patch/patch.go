@@ -75,3 +75,16 @@ type operation struct {
 }
 
 var jsonNull = json.RawMessage("null")
+
+// Strings renders operations as "op path value", one string each, for test tables and messages a person reads.
+func Strings(ops []jsonpatch.Operation) []string {
+	out := make([]string, len(ops))
+	for i, op := range ops {
+		out[i] = op.Operation + " " + op.Path
+		if op.Value != nil {
+			v, _ := json.Marshal(op.Value)
+			out[i] += " " + string(v)
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package jobdefaults
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/tandem-dev/tandem/internal/patch"
 	"slices"
 	"strings"
 	"testing"
@@ -96,19 +97,6 @@ func containerRestart(rps ...corev1.ContainerRestartPolicy) func(*batchv1.Job) {
 	}
 }
 
-// opStrings renders operations as "op path value", for tables a reviewer can read.
-func opStrings(ops []jsonpatch.Operation) []string {
-	out := make([]string, len(ops))
-	for i, op := range ops {
-		out[i] = op.Operation + " " + op.Path
-		if op.Value != nil {
-			v, _ := json.Marshal(op.Value)
-			out[i] += " " + string(v)
-		}
-	}
-	return out
-}
-
 // applyOps applies ops to doc with the JSON patch library the API server uses.
 func applyOps(t testing.TB, doc []byte, ops []jsonpatch.Operation) []byte {
 	t.Helper()
@@ -156,7 +144,7 @@ func run[T *batchv1.Job | *batchv1.CronJob](t *testing.T, tc testCase[T]) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := opStrings(plan.Patch(""))
+	got := patch.Strings(plan.Patch(""))
 	if !slices.Equal(got, tc.want) {
 		t.Errorf("operations:\n got %q\nwant %q", got, tc.want)
 	}
@@ -189,7 +177,7 @@ func run[T *batchv1.Job | *batchv1.CronJob](t *testing.T, tc testCase[T]) {
 		t.Fatal(err)
 	}
 	if ops := replan.Patch(""); len(ops) > 0 {
-		t.Errorf("not idempotent: a second run on the patched object plans %q", opStrings(ops))
+		t.Errorf("not idempotent: a second run on the patched object plans %q", patch.Strings(ops))
 	}
 }
 

@@ -2,14 +2,12 @@ package offline
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
-	"gomodules.xyz/jsonpatch/v2"
 	utiljson "k8s.io/apimachinery/pkg/util/json"
 
 	"github.com/tandem-dev/tandem/internal/patch"
@@ -93,7 +91,7 @@ func TestMoveMisplacedTTL(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := opStrings(ops); !slices.Equal(got, tc.want) {
+			if got := patch.Strings(ops); !slices.Equal(got, tc.want) {
 				t.Errorf("operations:\n got %q\nwant %q", got, tc.want)
 			}
 			if tc.warn == "" && len(warnings) > 0 || tc.warn != "" && (len(warnings) != 1 || !strings.Contains(warnings[0], tc.warn)) {
@@ -109,16 +107,4 @@ func TestMoveMisplacedTTL(t *testing.T) {
 			}
 		})
 	}
-}
-
-func opStrings(ops []jsonpatch.Operation) []string {
-	out := make([]string, len(ops))
-	for i, op := range ops {
-		out[i] = op.Operation + " " + op.Path
-		if op.Value != nil {
-			v, _ := json.Marshal(op.Value)
-			out[i] += " " + string(v)
-		}
-	}
-	return out
 }

@@ -49,9 +49,6 @@ type Bucket interface {
 // Location is a parsed backup location (the contract's grammar, which the webhook checks at admission).
 type Location = contract.Location
 
-// Parse reads a backup location; see contract.ParseLocation.
-func Parse(s string) (Location, error) { return contract.ParseLocation(s) }
-
 // Open opens the location. For s3:// it reads the AWS configuration (credentials, region, endpoint) from the
 // environment the way the AWS CLI does; it does not reach the network.
 func Open(ctx context.Context, l Location) (Bucket, error) {

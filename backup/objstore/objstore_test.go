@@ -14,6 +14,7 @@ import (
 
 	"github.com/tandem-dev/tandem/backup/backuptest"
 	"github.com/tandem-dev/tandem/backup/objstore"
+	"github.com/tandem-dev/tandem/internal/contract"
 )
 
 func TestParse(t *testing.T) {
@@ -39,7 +40,7 @@ func TestParse(t *testing.T) {
 		{in: "gs://bucket", err: `scheme "gs" is not supported`},
 		{in: "/var/backups", err: "is not a URL"},
 	} {
-		loc, err := objstore.Parse(tc.in)
+		loc, err := contract.ParseLocation(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("Parse(%q) = %v, want an error containing %q", tc.in, err, tc.err)
@@ -50,7 +51,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = bucket %q prefix %q, %v; want %q %q", tc.in, loc.Bucket, loc.Prefix, err, tc.bucket, tc.prefix)
 		}
 	}
-	loc, _ := objstore.Parse("s3://backups/orders/?region=eu-west-1")
+	loc, _ := contract.ParseLocation("s3://backups/orders/?region=eu-west-1")
 	if got, want := loc.ObjectURL("orders-20260101T000000Z.sql.gz"), "s3://backups/orders/orders-20260101T000000Z.sql.gz?region=eu-west-1"; got != want {
 		t.Errorf("ObjectURL = %q, want %q", got, want)
 	}
@@ -92,7 +93,7 @@ func TestBucket(t *testing.T) {
 
 func testBucket(t *testing.T, url string, stored func() []string) {
 	ctx := context.Background()
-	loc, err := objstore.Parse(url)
+	loc, err := contract.ParseLocation(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -46,9 +46,6 @@ const (
 // redefine them.
 var InjectedEnv = []string{EnvLocation, EnvInterval, EnvIntervalSeconds, EnvDatabaseName, EnvDatabasePassword}
 
-// OverridableEnv are the variables a profile may set as defaults that an annotation of the pod overrides.
-var OverridableEnv = []string{EnvDatabaseUser}
-
 // Engines are the databases the sidecar dumps, the values of BACKUP_ENGINE.
 var Engines = []string{"postgres", "mysql", "mongodb"}
 

@@ -166,13 +166,19 @@ func ValidateSecretKey(v string) error {
 	return nil
 }
 
+// ParsePort parses a port number, or "0" for none.
+func ParsePort(v string) (int32, error) {
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil || n < 0 || n > 65535 {
+		return 0, fmt.Errorf("%q is not a port number (1-65535, or 0 for none)", v)
+	}
+	return int32(n), nil
+}
+
 // ValidatePort checks a port number, or "0" for none.
 func ValidatePort(v string) error {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("%q is not a port number (1-65535, or 0 for none)", v)
-	}
-	return nil
+	_, err := ParsePort(v)
+	return err
 }
 
 // ValidateDatabaseUser checks a database user name: printable, no spaces, at most 128 characters.

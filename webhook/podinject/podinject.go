@@ -313,11 +313,8 @@ func metricsPort(profile *config.Profile, ann map[string]string) int32 {
 	if !ok {
 		return profile.MetricsPort
 	}
-	n, err := strconv.ParseInt(v, 10, 32)
-	if err != nil || n < 0 || n > 65535 {
-		return 0
-	}
-	return int32(n)
+	port, _ := annotations.ParsePort(v) // 0, no port, when the value was bad
+	return port
 }
 
 // checkMetricsPort refuses a metrics port one of the pod's containers declares already (the sidecar could never

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"image"
+	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -8,7 +10,7 @@ import (
 )
 
 // TestDrawChartWritesAPanelPerConcurrency draws a report of two concurrency levels and checks that the PNG
-// decodes and holds one panel per level, side by side.
+// decodes and holds one panel per level, side by side, each with bars of every percentile.
 func TestDrawChartWritesAPanelPerConcurrency(t *testing.T) {
 	rep := &report{Machine: machine{CPUs: 2}, Settings: settings{Concurrency: []int{1, 64}, ReviewBytes: 5000}}
 	for _, c := range rep.Settings.Concurrency {
@@ -31,11 +33,33 @@ func TestDrawChartWritesAPanelPerConcurrency(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	cfg, err := png.DecodeConfig(f)
+	img, err := png.Decode(f)
 	if err != nil {
 		t.Fatalf("not a PNG: %v", err)
 	}
-	if cfg.Width < 2*cfg.Height || cfg.Height < 200 {
-		t.Errorf("chart is %dx%d pixels, want two panels side by side", cfg.Width, cfg.Height)
+	b := img.Bounds()
+	if b.Dx() < 2*b.Dy() || b.Dy() < 200 {
+		t.Errorf("chart is %dx%d pixels, want two panels side by side", b.Dx(), b.Dy())
 	}
+	// Each percentile's bars are drawn in its colour, in both halves of the chart (one panel each).
+	for _, pc := range percentiles {
+		for half := range 2 {
+			if !hasColor(img, b.Min.X+half*b.Dx()/2, b.Min.X+(half+1)*b.Dx()/2, pc.color) {
+				t.Errorf("no %s bar in panel %d", pc.name, half+1)
+			}
+		}
+	}
+}
+
+// hasColor reports whether a pixel of img between the columns x0 and x1 is c.
+func hasColor(img image.Image, x0, x1 int, c color.RGBA) bool {
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := x0; x < x1; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if uint8(r>>8) == c.R && uint8(g>>8) == c.G && uint8(bl>>8) == c.B {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -26,7 +29,15 @@ type Runner struct {
 	// Backoff between upload attempts within a pass, and between passes that failed. Step advances a
 	// wait.Backoff, so each sequence of retries steps a copy of its own.
 	uploadBackoff, passBackoff wait.Backoff
+	// databaseWait is how long Run waits for the database before its first dump.
+	databaseWait time.Duration
 }
+
+// DatabaseWait is how long the sidecar waits, before its first dump, for the database to accept connections. A
+// native sidecar starts before the database's container does, and a database restoring or recovering takes a
+// while: a dump at once would fail, and count as a failure, while the database is only starting. After the wait
+// it dumps all the same, and a dump that fails is retried as always.
+const DatabaseWait = 5 * time.Minute
 
 // NewRunner checks cfg and returns a Runner for it. metrics may be nil.
 func NewRunner(cfg Config, log logr.Logger, metrics *Metrics) (*Runner, error) {
@@ -45,6 +56,7 @@ func NewRunner(cfg Config, log logr.Logger, metrics *Metrics) (*Runner, error) {
 		cfg: cfg, eng: engines[cfg.Engine], loc: loc, log: log, metrics: metrics,
 		uploadBackoff: jitteredBackoff(time.Second, time.Minute),
 		passBackoff:   jitteredBackoff(30*time.Second, cfg.Interval),
+		databaseWait:  DatabaseWait,
 	}, nil
 }
 
@@ -110,6 +122,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.log.Info("a recent backup is in the directory; waiting until the next one is due", "backup", backups[0].name, "next", due.Format(time.RFC3339))
 		}
 	}
+	if !nextDump.After(now) {
+		r.awaitDatabase(ctx)
+	}
 	var nextUpload time.Time // zero: nothing pending
 	dumpRetry, uploadRetry := r.passBackoff, r.passBackoff
 	for {
@@ -150,6 +165,36 @@ func (r *Runner) Run(ctx context.Context) error {
 			uploadRetry, nextUpload = r.passBackoff, time.Time{}
 		}
 		_ = r.pruneStep()
+	}
+}
+
+// awaitDatabase waits until the database accepts TCP connections, for at most databaseWait. A database reached
+// through a Unix socket (a host that is a path) is not waited for.
+func (r *Runner) awaitDatabase(ctx context.Context) {
+	if r.databaseWait <= 0 || strings.HasPrefix(r.cfg.Host, "/") {
+		return
+	}
+	addr := net.JoinHostPort(r.cfg.Host, strconv.Itoa(r.cfg.port()))
+	var lastErr error
+	dialer := net.Dialer{Timeout: 2 * time.Second}
+	err := wait.PollUntilContextTimeout(ctx, time.Second, r.databaseWait, true, func(ctx context.Context) (bool, error) {
+		conn, err := dialer.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			if lastErr == nil {
+				r.log.Info("waiting for the database to accept connections before the first backup", "address", addr, "atMost", r.databaseWait.String(), "reason", err.Error())
+			}
+			lastErr = err
+			return false, nil
+		}
+		_ = conn.Close()
+		return true, nil
+	})
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		r.log.Info("the database does not accept connections yet; dumping all the same", "address", addr, "waited", r.databaseWait.String(), "reason", lastErr.Error())
+	case lastErr != nil:
+		r.log.Info("the database accepts connections", "address", addr)
 	}
 }
 

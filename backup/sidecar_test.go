@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
@@ -101,4 +102,64 @@ func TestSidecarWithABadConfigurationStaysUp(t *testing.T) {
 		})
 	}
 	nothingLeft(t, dir, prefix)
+}
+
+// TestSidecarWaitsForItsDatabase: a native sidecar starts before the database's container. Its first dump waits
+// until the database accepts connections, instead of failing, and counting a failure, while it starts.
+func TestSidecarWaitsForItsDatabase(t *testing.T) {
+	must := mustSQL(t)
+	db := dbFor(t, "db")
+	must(pg.SQL("postgres", "CREATE DATABASE "+db))
+	must(pg.SQL(db, pgSchema))
+	dbPort, err := backuptest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsPort, err := backuptest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := "127.0.0.1:" + itoa(metricsPort)
+	dir, prefix := t.TempDir(), prefixFor(t)
+	env := append(pgEnv(db, prefix, dir), "DATABASE_PORT="+itoa(dbPort), "BACKUP_INTERVAL=1h", "BACKUP_METRICS_BIND_ADDRESS="+metrics)
+	r := startTandem(t, env, "backup")
+	eventually(t, 10*time.Second, "the sidecar says it waits for the database", func() bool {
+		return strings.Contains(r.stderr.String(), "waiting for the database to accept connections")
+	})
+	time.Sleep(2 * time.Second) // the database is still starting
+	if got := objects(t, store, prefix); len(got) != 0 {
+		t.Fatalf("backups landed before the database was up: %q", got)
+	}
+	// The database comes up on its port: a proxy to the shared PostgreSQL.
+	l, err := net.Listen("tcp", "127.0.0.1:"+itoa(dbPort))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go proxy(l, "127.0.0.1:"+itoa(pg.Port))
+	eventually(t, 30*time.Second, "the first backup lands", func() bool { return len(objects(t, store, prefix)) == 1 })
+	if _, m := httpGet(t, "http://"+metrics+"/metrics"); !strings.Contains(m, `tandem_backup_failures_total{stage="dump"} 0`) {
+		t.Errorf("waiting for the database counted as a failed dump:\n%s", m)
+	}
+	r.stop(t)
+}
+
+// proxy forwards every connection l accepts to addr, until l is closed.
+func proxy(l net.Listener, addr string) {
+	for {
+		in, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer in.Close()
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				return
+			}
+			defer out.Close()
+			go func() { _, _ = io.Copy(out, in) }()
+			_, _ = io.Copy(in, out)
+		}()
+	}
 }

@@ -219,7 +219,7 @@ func TestEveryValue(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the chart's config is not a configuration tandem accepts: %v", err)
 	}
-	if !cfg.Profiles["postgres"].NativeSidecar || cfg.Profiles["mysql"] != nil || *cfg.Jobs.TTLSecondsAfterFinished != 600 {
+	if cfg.Profiles["postgres"].Native() || cfg.Profiles["mysql"] != nil || *cfg.Jobs.TTLSecondsAfterFinished != 600 {
 		t.Errorf("config = %+v", cfg)
 	}
 	if want := "registry.example.com/platform/tandem-backup@sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"; cfg.Profiles["mongodb"].Image != want {

@@ -99,8 +99,12 @@ func TestAnotherMutatingWebhookInTheChain(t *testing.T) {
 	}
 }
 
+// names lists the pod's containers, init containers first, as init:NAME.
 func names(pod *corev1.Pod) string {
 	var ns []string
+	for _, c := range pod.Spec.InitContainers {
+		ns = append(ns, "init:"+c.Name)
+	}
 	for _, c := range pod.Spec.Containers {
 		ns = append(ns, c.Name)
 	}

@@ -321,13 +321,9 @@ func TestClusterJobsRunWithTheirDefaults(t *testing.T) {
 		waitCompleteThenGone(t, j, tandemCfg.Jobs.TTLSecondsAfterFinished)
 	})
 
-	t.Run("a Job with a native backup sidecar completes", func(t *testing.T) {
-		if p, ok := tandemCfg.Profiles["job-sidecar"]; !ok || !p.NativeSidecar {
-			t.Fatal("the cluster's tandem configuration has no native-sidecar profile job-sidecar (e2e/testdata/config.yaml)")
-		}
+	t.Run("a Job whose template opts in with the default profile completes and is deleted after its TTL", func(t *testing.T) {
 		j := job(ns, busybox, func(j *batchv1.Job) {
-			j.Spec.Template.Annotations = map[string]string{annotations.Backup: "job-sidecar",
-				annotations.BackupLocation: "file:///backups", annotations.Database: "jobs"}
+			j.Spec.Template.Annotations = map[string]string{annotations.Backup: "true", annotations.BackupLocation: "file:///backups"}
 		})
 		if err := k8s.Create(ctx, j); err != nil {
 			t.Fatal(err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -43,10 +44,13 @@ func examplePod(ns string) *corev1.Pod {
 	}
 }
 
+// container returns the pod's container of that name, an init container (a native sidecar) or a regular one.
 func container(pod *corev1.Pod, name string) *corev1.Container {
-	for i := range pod.Spec.Containers {
-		if pod.Spec.Containers[i].Name == name {
-			return &pod.Spec.Containers[i]
+	for _, list := range [][]corev1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for i := range list {
+			if list[i].Name == name {
+				return &list[i]
+			}
 		}
 	}
 	return nil
@@ -67,7 +71,10 @@ func checkInjected(t *testing.T, pod *corev1.Pod) {
 	t.Helper()
 	c := container(pod, "tandem-backup")
 	if c == nil {
-		t.Fatalf("no backup sidecar; containers: %v", pod.Spec.Containers)
+		t.Fatalf("no backup sidecar; containers: %s", names(pod))
+	}
+	if c.RestartPolicy == nil || *c.RestartPolicy != corev1.ContainerRestartPolicyAlways || !slices.ContainsFunc(pod.Spec.InitContainers, func(i corev1.Container) bool { return i.Name == c.Name }) {
+		t.Errorf("the backup sidecar is not a native sidecar, an init container with restartPolicy Always: %s", names(pod))
 	}
 	env := map[string]corev1.EnvVar{}
 	for _, e := range c.Env {

@@ -88,12 +88,18 @@ type Profile struct {
 	//
 	// Default: none; `9880` in the built-in profiles.
 	MetricsPort int32 `json:"metricsPort,omitempty"`
-	// NativeSidecar is `true` for a native sidecar: in `initContainers` with `restartPolicy: Always`, it starts
-	// before the database, stops after it, and lets a Job's pod complete. `false` adds a regular container.
+	// NativeSidecar is `true` for a native sidecar: the last of `initContainers`, with `restartPolicy:
+	// Always`. It starts after the pod's init containers and before its containers without delaying them (it
+	// has no startup probe and waits for the database on its own), stops after them, is restarted whatever the
+	// pod's `restartPolicy`, and lets a Job's pod complete. `false` adds a regular container, which keeps a pod
+	// that must complete (a Job's) from ever completing.
 	//
-	// Default: `false`.
-	NativeSidecar bool `json:"nativeSidecar,omitempty"`
+	// Default: `true`.
+	NativeSidecar *bool `json:"nativeSidecar,omitempty"`
 }
+
+// Native reports whether the profile's sidecar is a native sidecar: unless nativeSidecar is false.
+func (p *Profile) Native() bool { return p.NativeSidecar == nil || *p.NativeSidecar }
 
 // JobDefaults are set on Jobs and on the job templates of CronJobs; a nil field is off.
 type JobDefaults struct {

@@ -53,13 +53,13 @@ func TestPatchKeepsFieldsTheTypesDoNotKnow(t *testing.T) {
 		spec["volumes"].([]any)[0].(map[string]any)["futureVolumeField"] != true {
 		t.Errorf("a field unknown to k8s.io/api was removed: %v", got)
 	}
-	if n := len(spec["containers"].([]any)); n != 2 {
-		t.Errorf("containers = %d, want the database and the sidecar", n)
+	if n := len(spec["initContainers"].([]any)); n != 1 {
+		t.Errorf("initContainers = %d, want the sidecar", n)
 	}
 }
 
 func TestPatchCreatesMissingLists(t *testing.T) {
-	raw := `{"metadata":{"annotations":{"tandem.dev/backup":"native","tandem.dev/backup-location":"s3://b/p","tandem.dev/database-secret":"s"}},
+	raw := `{"metadata":{"annotations":{"tandem.dev/backup":"postgres","tandem.dev/backup-location":"s3://b/p","tandem.dev/database-secret":"s"}},
 	  "spec":{"containers":[{"name":"db","image":"postgres"}]}}`
 	got, plan := applyPlan(t, podinject.New(testConfig(t)), raw)
 	spec := got["spec"].(map[string]any)
@@ -67,11 +67,11 @@ func TestPatchCreatesMissingLists(t *testing.T) {
 	if !plan.Native || len(inits) != 1 || inits[0].(map[string]any)["restartPolicy"] != "Always" {
 		t.Errorf("initContainers = %v", spec["initContainers"])
 	}
-	if vols, _ := spec["volumes"].([]any); len(vols) != 2 {
-		t.Errorf("volumes = %v, want backup-data and the secret", spec["volumes"])
+	if vols, _ := spec["volumes"].([]any); len(vols) != 3 {
+		t.Errorf("volumes = %v, want backup-data, the secret and the profile's tandem-tmp", spec["volumes"])
 	}
 	ann := got["metadata"].(map[string]any)["annotations"].(map[string]any)
-	if ann[annotations.Injected] != "native" || ann[annotations.Backup] != "native" {
+	if ann[annotations.Injected] != "postgres" || ann[annotations.Backup] != "postgres" {
 		t.Errorf("annotations = %v", ann)
 	}
 }

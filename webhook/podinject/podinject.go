@@ -92,9 +92,9 @@ func (in *Injector) Plan(meta *metav1.ObjectMeta, spec *corev1.PodSpec) (*Plan, 
 	plan.Profile = name
 	s := buildSidecar(profile, name, ann, spec)
 	plan.Warnings = append(plan.Warnings, s.warnings...)
-	plan.Native = profile.NativeSidecar
+	plan.Native = profile.Native()
 	problems = appendNew(problems, s.problems...)
-	plan.Container, problems = placeContainer(spec, s.container, profile.NativeSidecar, name, problems)
+	plan.Container, problems = placeContainer(spec, s.container, profile.Native(), name, problems)
 	plan.Volumes, problems = placeVolumes(spec, s.volumes, problems)
 	if len(problems) > 0 {
 		return nil, &Refusal{Problems: problems}
@@ -262,12 +262,12 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 		s.warnings = append(s.warnings, fmt.Sprintf("%s is not set: the backup sidecar connects to the database without a password", annotations.DatabaseSecret))
 	}
 	s.volumes = append(s.volumes, profile.Volumes...)
-	if profile.NativeSidecar {
+	if profile.Native() {
 		always := corev1.ContainerRestartPolicyAlways
 		c.RestartPolicy = &always
 	} else if spec.RestartPolicy == corev1.RestartPolicyNever || spec.RestartPolicy == corev1.RestartPolicyOnFailure {
 		s.warnings = append(s.warnings, fmt.Sprintf("the pod's restartPolicy is %s, but profile %s injects a regular container, "+
-			"which keeps the pod from ever completing: use a profile with nativeSidecar: true", spec.RestartPolicy, name))
+			"which keeps the pod from ever completing: use a profile without nativeSidecar: false", spec.RestartPolicy, name))
 	}
 	s.problems = append(s.problems, engineProblems(profile, name, c.Env, ann)...)
 	s.container = c

@@ -58,14 +58,15 @@ func envOf(c *corev1.Container) map[string]corev1.EnvVar {
 	return m
 }
 
-// testConfig is the built-in configuration plus a native-sidecar profile and one with a default location.
+// testConfig is the built-in configuration plus a profile that injects a regular container and one with a
+// default location.
 func testConfig(t *testing.T) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse([]byte(`
 profiles:
-  native:
+  regular:
     image: example.com/backup:1
-    nativeSidecar: true
+    nativeSidecar: false
   located:
     image: example.com/backup:1
     backupLocation: s3://platform-bucket/backups
@@ -106,7 +107,7 @@ func TestPlan(t *testing.T) {
 		{name: "example pod gets sidecar, backup volume and secret volume", pod: dbPod(optIn()), outcome: podinject.Injected,
 			check: func(t *testing.T, p *podinject.Plan) {
 				c := p.Container
-				if c == nil || c.Name != config.DefaultContainerName || p.Native {
+				if c == nil || c.Name != config.DefaultContainerName || !p.Native {
 					t.Fatalf("container = %+v, native %v", c, p.Native)
 				}
 				env := envOf(c)
@@ -143,7 +144,7 @@ func TestPlan(t *testing.T) {
 				}
 			}},
 		{name: "unknown profile is refused with the known ones", pod: dbPod(optIn(annotations.Backup, "postgress")), outcome: podinject.Refused,
-			refused: []string{`unknown profile "postgress"`, "located, mongodb, mysql, native, postgres"}},
+			refused: []string{`unknown profile "postgress"`, "located, mongodb, mysql, postgres, regular"}},
 		{name: "missing location without profile default is refused", pod: dbPod(optIn(annotations.BackupLocation, "<delete>")), outcome: podinject.Refused,
 			refused: []string{"annotation tandem.dev/backup-location is required"}},
 		{name: "profile default location, interval and database apply", pod: dbPod(optIn(annotations.Backup, "located", annotations.BackupLocation, "<delete>")),
@@ -211,14 +212,24 @@ func TestPlan(t *testing.T) {
 					t.Error("DATABASE_PASSWORD set without a secret")
 				}
 			}},
-		{name: "native profile puts the sidecar in initContainers with restartPolicy Always", pod: dbPod(optIn(annotations.Backup, "native")),
+		{name: "the default profile's sidecar is native: in initContainers with restartPolicy Always, no warning in a pod that must complete",
+			pod:     withSpec(dbPod(optIn()), func(s *corev1.PodSpec) { s.RestartPolicy = corev1.RestartPolicyNever }),
 			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
 				if !p.Native || p.Container.RestartPolicy == nil || *p.Container.RestartPolicy != corev1.ContainerRestartPolicyAlways {
 					t.Errorf("native %v, restartPolicy %v", p.Native, p.Container.RestartPolicy)
 				}
+				if len(p.Warnings) > 0 {
+					t.Errorf("warnings %q for a native sidecar in a pod that must complete", p.Warnings)
+				}
 			}},
-		{name: "regular sidecar in a pod that must complete is a warning", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) { s.RestartPolicy = corev1.RestartPolicyNever }),
-			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) { wantWarning(t, p, "nativeSidecar: true") }},
+		{name: "a profile with nativeSidecar false adds a regular container",
+			pod: dbPod(optIn(annotations.Backup, "regular")), outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) {
+				if p.Native || p.Container.RestartPolicy != nil {
+					t.Errorf("native %v, restartPolicy %v", p.Native, p.Container.RestartPolicy)
+				}
+			}},
+		{name: "regular sidecar in a pod that must complete is a warning", pod: withSpec(dbPod(optIn(annotations.Backup, "regular")), func(s *corev1.PodSpec) { s.RestartPolicy = corev1.RestartPolicyNever }),
+			outcome: podinject.Injected, check: func(t *testing.T, p *podinject.Plan) { wantWarning(t, p, "nativeSidecar: false") }},
 		{name: "unknown tandem annotation is a warning", pod: dbPod(optIn("tandem.dev/backup-locaton", "s3://x/y")), outcome: podinject.Injected,
 			check: func(t *testing.T, p *podinject.Plan) {
 				wantWarning(t, p, "unknown annotation tandem.dev/backup-locaton is ignored")
@@ -245,9 +256,12 @@ func TestPlan(t *testing.T) {
 			s.Volumes = append(s.Volumes, corev1.Volume{Name: "backup-data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/b"}}})
 		}), outcome: podinject.Refused, refused: []string{`volume named "backup-data"`, "emptyDir"}},
 		{name: "existing different container of the sidecar's name is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
-			s.Containers = append(s.Containers, corev1.Container{Name: "tandem-backup", Image: "someone/else:1"})
+			s.InitContainers = append(s.InitContainers, corev1.Container{Name: "tandem-backup", Image: "someone/else:1"})
 		}), outcome: podinject.Refused, refused: []string{`container named "tandem-backup"`, "image", "rename that container"}},
-		{name: "sidecar's name among init containers is refused", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
+		{name: "sidecar's name among regular containers is refused for a native sidecar", pod: withSpec(dbPod(optIn()), func(s *corev1.PodSpec) {
+			s.Containers = append(s.Containers, corev1.Container{Name: "tandem-backup", Image: "x"})
+		}), outcome: podinject.Refused, refused: []string{`container named "tandem-backup" in containers`}},
+		{name: "sidecar's name among init containers is refused for a regular sidecar", pod: withSpec(dbPod(optIn(annotations.Backup, "regular")), func(s *corev1.PodSpec) {
 			s.InitContainers = append(s.InitContainers, corev1.Container{Name: "tandem-backup", Image: "x"})
 		}), outcome: podinject.Refused, refused: []string{`container named "tandem-backup" in initContainers`}},
 	}
@@ -295,7 +309,7 @@ func TestIdenticalContainerIsReused(t *testing.T) {
 	theirs := plan.Container.DeepCopy()
 	theirs.TerminationMessagePath = "/dev/termination-log"
 	theirs.TerminationMessagePolicy = corev1.TerminationMessageReadFile
-	pod.Spec.Containers = append(pod.Spec.Containers, *theirs)
+	pod.Spec.InitContainers = append(pod.Spec.InitContainers, *theirs)
 
 	again, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
 	if err != nil {

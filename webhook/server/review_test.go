@@ -89,9 +89,10 @@ func TestCreateInjects(t *testing.T) {
 		t.Fatalf("response = %+v", out)
 	}
 	pod := patched(t, dbPod, out.Response)
-	containers := pod["spec"].(map[string]any)["containers"].([]any)
-	if len(containers) != 2 || containers[1].(map[string]any)["name"] != "tandem-backup" {
-		t.Errorf("containers = %v", containers)
+	spec := pod["spec"].(map[string]any)
+	containers := spec["containers"].([]any)
+	if inits, _ := spec["initContainers"].([]any); len(containers) != 1 || len(inits) != 1 || inits[0].(map[string]any)["name"] != "tandem-backup" {
+		t.Errorf("containers = %v, initContainers = %v: want the database's and the native sidecar", containers, spec["initContainers"])
 	}
 	if containers[0].(map[string]any)["futureField"] != "keep" {
 		t.Error("the patch removed a field tandem's types do not know")

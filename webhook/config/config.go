@@ -64,8 +64,17 @@ type Profile struct {
 	Args []string `json:"args,omitempty"`
 	// Env is extra environment, after tandem's own variables (which it may not redefine).
 	Env []corev1.EnvVar `json:"env,omitempty"`
-	// Resources are the sidecar's requests and limits; a request above its limit is an error.
+	// Resources are the sidecar's requests and limits in a pod of QoS class Burstable; a request above its
+	// limit is an error. In a BestEffort pod the sidecar has none, and in a pod with pod-level `resources` it
+	// shares the pod's, so neither changes class.
 	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+	// GuaranteedResources are the sidecar's requests and, equal to them, its limits in a pod of QoS class
+	// Guaranteed, which stays Guaranteed: `cpu` and `memory` both. A Guaranteed pod is refused when the profile
+	// has neither this key nor `resources.limits` with both.
+	//
+	// Default: `resources.limits`, when it names cpu and memory; `{cpu: 500m, memory: 512Mi}` in the built-in
+	// profiles.
+	GuaranteedResources corev1.ResourceList `json:"guaranteedResources,omitempty"`
 	// SecurityContext is the sidecar's security context. The built-in profiles pass Pod Security
 	// `restricted`.
 	SecurityContext *corev1.SecurityContext `json:"securityContext,omitempty"`
@@ -96,6 +105,19 @@ type Profile struct {
 	//
 	// Default: `true`.
 	NativeSidecar *bool `json:"nativeSidecar,omitempty"`
+}
+
+// Guaranteed returns the sidecar's requests and limits in a pod of QoS class Guaranteed: GuaranteedResources,
+// or else the limits when they name cpu and memory; false when the profile has neither.
+func (p *Profile) Guaranteed() (corev1.ResourceList, bool) {
+	for _, list := range []corev1.ResourceList{p.GuaranteedResources, p.Resources.Limits} {
+		_, cpu := list[corev1.ResourceCPU]
+		_, memory := list[corev1.ResourceMemory]
+		if cpu && memory {
+			return list, true
+		}
+	}
+	return nil, false
 }
 
 // Native reports whether the profile's sidecar is a native sidecar: unless nativeSidecar is false.

@@ -88,6 +88,8 @@ func TestBadConfigurationNamesTheKey(t *testing.T) {
 		{"mount of an unknown volume", "profiles: {pg: {image: x, volumeMounts: [{name: cache, mountPath: /c}]}}", []string{"profiles[pg].volumeMounts[0].name: Not found"}},
 		{"mount over /backups", "profiles: {pg: {image: x, volumes: [{name: c, emptyDir: {}}], volumeMounts: [{name: c, mountPath: /backups}]}}", []string{"profiles[pg].volumeMounts[0].mountPath"}},
 		{"request above limit", "profiles: {pg: {image: x, resources: {requests: {memory: 1Gi}, limits: {memory: 1Mi}}}}", []string{"profiles[pg].resources.requests[memory]"}},
+		{"guaranteedResources without cpu", "profiles: {pg: {image: x, guaranteedResources: {memory: 1Gi}}}", []string{"profiles[pg].guaranteedResources[cpu]: Required"}},
+		{"guaranteedResources of zero", "profiles: {pg: {image: x, guaranteedResources: {cpu: 0, memory: 1Gi}}}", []string{"profiles[pg].guaranteedResources[cpu]", "greater than 0"}},
 		{"bad profile name", "profiles: {Postgres_DB: {image: x}}", []string{"profiles[Postgres_DB]"}},
 		{"default profile unknown", "defaultProfile: oracle", []string{"defaultProfile", "oracle"}},
 		{"negative backoffLimit", "jobs: {backoffLimit: -1}", []string{"jobs.backoffLimit"}},

@@ -87,6 +87,16 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 		}
 	}
 	errs = append(errs, validateResources(path.Child("resources"), p.Resources)...)
+	if p.GuaranteedResources != nil {
+		gp := path.Child("guaranteedResources")
+		for _, name := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+			if q, ok := p.GuaranteedResources[name]; !ok {
+				errs = append(errs, field.Required(gp.Key(string(name)), "a Guaranteed pod's containers need both cpu and memory"))
+			} else if q.Sign() <= 0 {
+				errs = append(errs, field.Invalid(gp.Key(string(name)), q.String(), "must be greater than 0"))
+			}
+		}
+	}
 
 	volumes := map[string]bool{}
 	for i, v := range p.Volumes {

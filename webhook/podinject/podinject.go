@@ -225,6 +225,11 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 		s.problems = append(s.problems, fmt.Sprintf("annotation %s: %v", annotations.BackupInterval, err))
 	}
 
+	resources, problem := sidecarResources(profile, name, spec)
+	if problem != "" {
+		s.problems = append(s.problems, problem)
+	}
+
 	port := metricsPort(profile, ann)
 	s.warnings, s.problems = checkMetricsPort(spec, profile.ContainerName, port, s.warnings, s.problems)
 
@@ -240,7 +245,7 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 		Command:         profile.Command,
 		Args:            profile.Args,
 		Env:             sidecarEnv(profile, ann, location, interval.Seconds(), port),
-		Resources:       profile.Resources,
+		Resources:       resources,
 		SecurityContext: nonRootIn(spec, profile.SecurityContext),
 		VolumeMounts:    append(mounts, profile.VolumeMounts...),
 	}

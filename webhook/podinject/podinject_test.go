@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -378,4 +379,47 @@ func ptrString(p *int64) string {
 		return "unset"
 	}
 	return strconv.FormatInt(*p, 10)
+}
+
+// TestSidecarResourcesFollowTheQoSClass: the sidecar's resources are chosen so the pod keeps its QoS class (the
+// e2e suite checks the class the API server stores).
+func TestSidecarResourcesFollowTheQoSClass(t *testing.T) {
+	list := func(cpu, memory string) corev1.ResourceList {
+		return corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory)}
+	}
+	builtin := config.Default().Profiles["postgres"]
+	guaranteed := corev1.ResourceRequirements{Requests: builtin.GuaranteedResources, Limits: builtin.GuaranteedResources}
+	tests := []struct {
+		name string
+		edit func(*corev1.PodSpec)
+		want corev1.ResourceRequirements
+	}{
+		{"best effort: none, so the pod stays BestEffort", func(*corev1.PodSpec) {}, corev1.ResourceRequirements{}},
+		{"burstable: the profile's", func(s *corev1.PodSpec) { s.Containers[0].Resources.Requests = list("1", "1Gi") }, builtin.Resources},
+		{"guaranteed: requests equal to limits", func(s *corev1.PodSpec) {
+			s.Containers[0].Resources = corev1.ResourceRequirements{Requests: list("1", "1Gi"), Limits: list("1", "1Gi")}
+		}, guaranteed},
+		{"guaranteed by limits alone", func(s *corev1.PodSpec) { s.Containers[0].Resources.Limits = list("1", "1Gi") }, guaranteed},
+		{"one container without a CPU limit: burstable", func(s *corev1.PodSpec) {
+			s.Containers[0].Resources.Limits = list("1", "1Gi")
+			s.Containers = append(s.Containers, corev1.Container{Name: "exporter", Resources: corev1.ResourceRequirements{
+				Limits: corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("64Mi")}}})
+		}, builtin.Resources},
+		{"pod-level resources: none, the sidecar shares the pod's", func(s *corev1.PodSpec) {
+			s.Resources = &corev1.ResourceRequirements{Limits: list("1", "1Gi")}
+		}, corev1.ResourceRequirements{}},
+	}
+	in := podinject.New(config.Default())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := withSpec(dbPod(optIn()), tt.edit)
+			plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := plan.Container.Resources; !equality.Semantic.DeepEqual(got, tt.want) {
+				t.Errorf("resources = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }

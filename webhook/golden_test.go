@@ -37,6 +37,7 @@ import (
 	"github.com/tandem-dev/tandem/webhook/jobdefaults/jobtest"
 	"github.com/tandem-dev/tandem/webhook/offline"
 	"github.com/tandem-dev/tandem/webhook/server"
+	"github.com/tandem-dev/tandem/webhook/workload"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files from the current output")
@@ -174,7 +175,7 @@ func throughTheWebhook(t *testing.T, obj map[string]any, cfg *config.Config) (ma
 	t.Helper()
 	apiVersion, _ := obj["apiVersion"].(string)
 	kind, _ := obj["kind"].(string)
-	path, ok := offline.TemplatePath(apiVersion, kind)
+	path, ok := workload.TemplatePath(workload.GroupOf(apiVersion), kind)
 	if !ok {
 		return obj, nil
 	}
@@ -185,6 +186,18 @@ func throughTheWebhook(t *testing.T, obj map[string]any, cfg *config.Config) (ma
 			return nil, []string{resp.Result.Message}
 		}
 		stored = applyPatch(t, served, resp.Patch)
+	}
+	if len(path) > 0 {
+		// The workload check sees the object as stored (a Job with its defaults) and refuses it when its pods
+		// would be refused, with the pod injector's message.
+		group, version, _ := strings.Cut(apiVersion, "/")
+		if version == "" {
+			group, version = "", apiVersion
+		}
+		check := admit(t, workloadHandler(cfg), server.WorkloadPath, metav1.GroupVersionKind{Group: group, Version: version, Kind: kind}, stored)
+		if !check.Allowed {
+			return nil, []string{check.Result.Message}
+		}
 	}
 	pod := podOf(t, stored, path)
 	resp := admit(t, podHandler(cfg), server.PodPath, metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}, pod)
@@ -251,7 +264,7 @@ func sameObject(t *testing.T, where string, input, stored, written map[string]an
 	t.Helper()
 	apiVersion, _ := input["apiVersion"].(string)
 	kind, _ := input["kind"].(string)
-	path, ok := offline.TemplatePath(apiVersion, kind)
+	path, ok := workload.TemplatePath(workload.GroupOf(apiVersion), kind)
 	if !ok {
 		if !reflect.DeepEqual(stored, written) {
 			t.Errorf("%s: tandem inject changed a %s it does not mutate", where, kind)
@@ -382,6 +395,10 @@ func podSpec(obj map[string]any, kind string) map[string]any {
 
 func podHandler(cfg *config.Config) http.Handler {
 	return &server.Handler{Mutator: &server.PodMutator{Config: config.NewStaticStore(cfg), Log: logr.Discard()}, Log: logr.Discard()}
+}
+
+func workloadHandler(cfg *config.Config) http.Handler {
+	return &server.Handler{Mutator: &server.WorkloadValidator{Config: config.NewStaticStore(cfg), Log: logr.Discard()}, Log: logr.Discard()}
 }
 
 func jobHandler(cfg *config.Config) http.Handler {

@@ -66,19 +66,31 @@ func Render(helm, dir string, args ...string) ([][]byte, error) {
 	}
 }
 
-// WebhookConfiguration is the chart's MutatingWebhookConfiguration, rendered with the chart's default values.
-func WebhookConfiguration(helm, chart string) (*admissionregistrationv1.MutatingWebhookConfiguration, error) {
+// WebhookConfigurations are the chart's mutating and validating webhook configurations, rendered with the
+// chart's default values.
+func WebhookConfigurations(helm, chart string) (*admissionregistrationv1.MutatingWebhookConfiguration, *admissionregistrationv1.ValidatingWebhookConfiguration, error) {
 	docs, err := Render(helm, chart)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	var (
+		mutating   *admissionregistrationv1.MutatingWebhookConfiguration
+		validating *admissionregistrationv1.ValidatingWebhookConfiguration
+	)
 	for _, doc := range docs {
-		hooks := &admissionregistrationv1.MutatingWebhookConfiguration{}
-		if err := yaml.Unmarshal(doc, hooks); err == nil && hooks.Kind == "MutatingWebhookConfiguration" {
-			return hooks, nil
+		m := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := yaml.Unmarshal(doc, m); err == nil && m.Kind == "MutatingWebhookConfiguration" {
+			mutating = m
+		}
+		v := &admissionregistrationv1.ValidatingWebhookConfiguration{}
+		if err := yaml.Unmarshal(doc, v); err == nil && v.Kind == "ValidatingWebhookConfiguration" {
+			validating = v
 		}
 	}
-	return nil, fmt.Errorf("the chart at %s renders no MutatingWebhookConfiguration", chart)
+	if mutating == nil || validating == nil {
+		return nil, nil, fmt.Errorf("the chart at %s renders no MutatingWebhookConfiguration or no ValidatingWebhookConfiguration", chart)
+	}
+	return mutating, validating, nil
 }
 
 // DefaultControllers are the kube-controller-manager controllers the suite relies on: Jobs, CronJobs, the
@@ -128,7 +140,7 @@ func Start(opts Options) (*Plane, error) {
 	if opts.Helm == "" {
 		opts.Helm = os.Getenv("HELM")
 	}
-	hooks, err := WebhookConfiguration(opts.Helm, opts.Chart)
+	mutating, validating, err := WebhookConfigurations(opts.Helm, opts.Chart)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +149,10 @@ func Start(opts Options) (*Plane, error) {
 		CRDDirectoryPaths:        opts.CRDDirs,
 		ErrorIfCRDPathMissing:    true,
 		AttachControlPlaneOutput: opts.Output != nil,
-		WebhookInstallOptions:    envtest.WebhookInstallOptions{MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{hooks}},
+		WebhookInstallOptions: envtest.WebhookInstallOptions{
+			MutatingWebhooks:   []*admissionregistrationv1.MutatingWebhookConfiguration{mutating},
+			ValidatingWebhooks: []*admissionregistrationv1.ValidatingWebhookConfiguration{validating},
+		},
 	}}
 	// Advertise loopback, which kube-apiserver 1.37 accepts only without an endpoint reconciler: otherwise it
 	// advertises the default route's address, and a machine with none cannot start it.

@@ -22,6 +22,7 @@ import (
 	"github.com/tandem-dev/tandem/webhook/config"
 	"github.com/tandem-dev/tandem/webhook/jobdefaults"
 	"github.com/tandem-dev/tandem/webhook/podinject"
+	"github.com/tandem-dev/tandem/webhook/workload"
 )
 
 // Result is what Inject did to a stream of documents.
@@ -120,7 +121,8 @@ func (in mutators) object(obj map[string]any) (bool, []string, error) {
 	if !strings.Contains(apiVersion, "/") && strings.HasSuffix(kind, "List") {
 		return in.list(obj)
 	}
-	path, ok := TemplatePath(apiVersion, kind)
+	group := workload.GroupOf(apiVersion)
+	path, ok := workload.TemplatePath(group, kind)
 	if !ok {
 		return false, nil, nil
 	}
@@ -142,7 +144,7 @@ func (in mutators) object(obj map[string]any) (bool, []string, error) {
 	if err != nil {
 		return false, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	changed, warnings = changed || podChanged, append(podWarnings, warnings...)
+	changed, warnings = changed || podChanged, append(append(podWarnings, workload.Misplaced(obj, group, kind)...), warnings...)
 	named := make([]string, len(warnings))
 	for i, w := range warnings {
 		named[i] = name + ": " + w
@@ -169,31 +171,6 @@ func (in mutators) list(obj map[string]any) (bool, []string, error) {
 		changed, warnings = changed || c, append(warnings, w...)
 	}
 	return changed, warnings, nil
-}
-
-// templatePaths gives, for each kind that holds pods, where its pod template is. The key is group/kind, any
-// version: an old apps/v1beta2 Deployment has its template where apps/v1 has it.
-var templatePaths = map[string][]string{
-	"/Pod":                   nil,
-	"/PodTemplate":           {"template"},
-	"/ReplicationController": {"spec", "template"},
-	"apps/Deployment":        {"spec", "template"},
-	"apps/StatefulSet":       {"spec", "template"},
-	"apps/DaemonSet":         {"spec", "template"},
-	"apps/ReplicaSet":        {"spec", "template"},
-	"batch/Job":              {"spec", "template"},
-	"batch/CronJob":          {"spec", "jobTemplate", "spec", "template"},
-}
-
-// TemplatePath returns where an object of this apiVersion and kind holds its pod (nil for a Pod itself), and
-// whether it holds one at all.
-func TemplatePath(apiVersion, kind string) ([]string, bool) {
-	group, _, found := strings.Cut(apiVersion, "/")
-	if !found {
-		group = ""
-	}
-	path, ok := templatePaths[group+"/"+kind]
-	return path, ok
 }
 
 // batchKind returns Job or CronJob for those kinds of the batch group, in any version, and "" otherwise.

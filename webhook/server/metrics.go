@@ -19,8 +19,14 @@ var jobDefaults = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Help: "Jobs and CronJobs admitted by tandem, by kind and result (defaulted, unchanged, opted-out, refused).",
 }, []string{"kind", "result"})
 
+// workloadChecks counts the pod templates tandem checked where the user applied them.
+var workloadChecks = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "tandem_workload_checks_total",
+	Help: "Workloads whose pod templates tandem checked at admission, by kind and result (admitted, warned: admitted with warnings, refused).",
+}, []string{"kind", "result"})
+
 func init() {
-	metrics.Registry.MustRegister(podInjections, jobDefaults)
+	metrics.Registry.MustRegister(podInjections, jobDefaults, workloadChecks)
 }
 
 func countDefaults(kind, result string) {

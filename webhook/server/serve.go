@@ -54,6 +54,7 @@ func Run(ctx context.Context, opts Options, log logr.Logger) error {
 	jobs := &Handler{Mutator: &JobMutator{Config: store, Log: log.WithName("jobs")}, Log: log}
 	hooks.Register(JobPath, jobs)
 	hooks.Register(CronJobPath, jobs)
+	hooks.Register(WorkloadPath, &Handler{Mutator: &WorkloadValidator{Config: store, Log: log.WithName("workloads")}, Log: log})
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return hooks.Start(ctx) })

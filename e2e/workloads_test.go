@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/tandem-dev/tandem/webhook/annotations"
@@ -103,9 +104,19 @@ func TestWorkloadTemplatesAreCheckedWhereTheUserAppliesThem(t *testing.T) {
 		}
 		// The new image also declares the sidecar's metrics port: the pods will be refused, but the rollout is
 		// the user's, and the warning says so.
-		d.Spec.Template.Spec.Containers[0].Image = "postgres:18"
-		d.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 9880}}
-		if _, err := deployments.Update(ctx, d, metav1.UpdateOptions{}); err != nil {
+		// On a cluster with controllers the Deployment's status changes under us: retry on a conflict, as kubectl
+		// apply would, so that only tandem's answer can fail the test.
+		err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			d, err = deployments.Get(ctx, d.Name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			d.Spec.Template.Spec.Containers[0].Image = "postgres:18"
+			d.Spec.Template.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 9880}}
+			_, err = deployments.Update(ctx, d, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
 			t.Fatalf("an update that leaves tandem's annotations as they were was refused: %v", err)
 		}
 		if w := warned.take(); !strings.Contains(w, "this Deployment's pods will be refused") || !strings.Contains(w, "already uses port 9880") {

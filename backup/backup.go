@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/tandem-dev/tandem/backup/objstore"
+	"github.com/tandem-dev/tandem/internal/contract"
 )
 
 // Runner takes backups: it dumps, uploads and prunes, once or on an interval.
@@ -114,6 +115,13 @@ func (r *Runner) Run(ctx context.Context) error {
 		return err
 	}
 	r.metrics.block(nil)
+	if idle, why := r.idle(); idle {
+		r.log.Info("this pod does not back up: "+why+"; the sidecar stays idle (tandem restore still works here)", "members", r.cfg.Members, "podIndex", r.cfg.PodIndex)
+		r.metrics.setIdle()
+		<-ctx.Done()
+		r.log.Info("stopping")
+		return nil
+	}
 	now := time.Now()
 	nextDump := now
 	if backups, err := listLocal(r.cfg.Dir); err == nil && len(backups) > 0 {
@@ -166,6 +174,22 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		_ = r.pruneStep()
 	}
+}
+
+// idle reports whether this pod is not the member that backs up, and why. With members "first", a pod without a
+// StatefulSet index backs up all the same (with a warning), since a missing backup is worse than a second one.
+func (r *Runner) idle() (bool, string) {
+	if r.cfg.Members != contract.MembersFirst {
+		return false, ""
+	}
+	if r.cfg.PodIndex == "" {
+		r.log.Info("BACKUP_MEMBERS is first, but this pod has no StatefulSet index (no " + contract.PodIndexLabel + " label): backing up as if it were the first")
+		return false, ""
+	}
+	if r.cfg.PodIndex == "0" {
+		return false, ""
+	}
+	return true, fmt.Sprintf("it is member %s of its StatefulSet, and only member 0 backs up (BACKUP_MEMBERS=first)", r.cfg.PodIndex)
 }
 
 // awaitDatabase waits until the database accepts TCP connections, for at most databaseWait. A database reached

@@ -8,9 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/tandem-dev/tandem/internal/contract"
 )
@@ -33,6 +36,12 @@ type Config struct {
 	User     string
 	Database string
 	Password string
+	// PodName is the pod whose database is backed up, part of each backup's name; empty outside a pod.
+	PodName string
+	// Members is which members of a workload back up (contract.Members; empty: all), and PodIndex this pod's
+	// index in its StatefulSet (empty for a pod that is not a StatefulSet's).
+	Members  string
+	PodIndex string
 	// PasswordFile, when set, is a file holding the password (a mounted Secret), read at every backup and
 	// restore so that a rotated password is picked up without a restart. It excludes Password.
 	PasswordFile string
@@ -86,6 +95,9 @@ func (c *Config) settings() []setting {
 		{env: contract.EnvDatabaseUser, flag: "user", usage: "database user (default: postgres for postgres, root for mysql, none for mongodb; a mongodb user authenticates against admin)", value: (*stringValue)(&c.User)},
 		{env: contract.EnvDatabaseName, flag: "database", usage: "database to dump and restore into (mysql, mongodb: empty dumps all databases)", value: (*stringValue)(&c.Database)},
 		{env: contract.EnvDatabasePassword, flag: "password", usage: "database password; prefer the environment variable: a command line is visible to every process on the node", value: (*stringValue)(&c.Password), secret: true},
+		{env: contract.EnvPodName, flag: "pod-name", usage: "name of the pod whose database is backed up, part of each backup's name so that the backups of several replicas never collide (tandem's injector sets it)", value: (*stringValue)(&c.PodName)},
+		{env: contract.EnvMembers, flag: "members", usage: "which members of a workload back up: all, or first (a StatefulSet's member with index 0; the others stay idle)", value: (*stringValue)(&c.Members)},
+		{env: contract.EnvPodIndex, flag: "pod-index", usage: "this pod's index in its StatefulSet, for --members first (tandem's injector sets it from the apps.kubernetes.io/pod-index label)", value: (*stringValue)(&c.PodIndex)},
 		{env: contract.EnvDatabasePasswordFile, flag: "password-file", usage: "file holding the database password (a mounted Secret), read at every backup and restore so that a rotated password is picked up; a trailing newline is ignored", value: (*stringValue)(&c.PasswordFile)},
 	}
 }
@@ -183,6 +195,17 @@ func (c *Config) Validate() error {
 	}
 	if c.UploadRetryFor < 0 {
 		bad("BACKUP_UPLOAD_RETRY_FOR", "upload-retry-for", "must not be negative")
+	}
+	if c.Members != "" && !slices.Contains(contract.Members, c.Members) {
+		bad("BACKUP_MEMBERS", "members", "%q is not one of %s", c.Members, strings.Join(contract.Members, ", "))
+	}
+	if c.PodIndex != "" {
+		if _, err := strconv.ParseUint(c.PodIndex, 10, 31); err != nil {
+			bad("BACKUP_POD_INDEX", "pod-index", "%q is not a StatefulSet member's index", c.PodIndex)
+		}
+	}
+	if c.PodName != "" && len(validation.IsDNS1123Subdomain(c.PodName)) > 0 {
+		bad("BACKUP_POD_NAME", "pod-name", "%q is not a pod name (lowercase letters, digits, '-' and '.')", c.PodName)
 	}
 	if strings.ContainsAny(c.Database, "/\x00") || strings.HasPrefix(c.Database, "-") || strings.HasPrefix(c.Database, ".") {
 		bad("DATABASE_NAME", "database", "%q cannot be part of a file name", c.Database)

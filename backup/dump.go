@@ -154,7 +154,7 @@ func (p *partialBackup) finish() (int64, error) {
 // so that two dumps within one second do not overwrite each other.
 func (r *Runner) freeName(t time.Time) string {
 	for {
-		name := backupName(r.cfg.baseName(), r.eng.ext, t)
+		name := backupName(r.cfg.baseName(), r.cfg.PodName, r.eng.ext, t)
 		if _, err := os.Lstat(filepath.Join(r.cfg.Dir, name)); errors.Is(err, os.ErrNotExist) {
 			return name
 		}

@@ -87,8 +87,8 @@ var engines = map[string]*engine{
 				// starts with: restore that database's collections, into the configured database. From a
 				// backup of all databases, restore the configured one.
 				from := c.Database
-				if base, _, _, ok := parseBackupName(backup); ok && base != "all" {
-					from = base
+				if n, ok := parseBackupName(backup); ok && n.base != "all" {
+					from = n.base
 				}
 				args = append(args, "--nsInclude="+from+".*")
 				if from != c.Database {

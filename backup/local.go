@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// Backups are named <database>-<UTC timestamp>.<ext>.gz. While a dump is written, its file is
+// Backups are named <database>-<UTC timestamp>-<pod>.<ext>.gz, or <database>-<UTC timestamp>.<ext>.gz where no
+// pod name is known (a backup taken outside a pod, or by an earlier version). While a dump is written, its file is
 // .<name>.partial, hidden and not ending in .gz, so that nothing looks like a backup until it is one.
 // <name>.uploaded beside a backup records that it landed in the bucket (its content is the object's URL).
 const (
@@ -20,24 +21,35 @@ const (
 	uploadedSuffix  = ".uploaded"
 )
 
-var backupNameRE = regexp.MustCompile(`^(.+)-(\d{8}T\d{6}Z)\.([a-z0-9]+)\.gz$`)
+var backupNameRE = regexp.MustCompile(`^(.+?)-(\d{8}T\d{6}Z)(?:-([a-z0-9][a-z0-9.-]*))?\.([a-z0-9]+)\.gz$`)
 
-// backupName is the file and object name of a backup taken at t.
-func backupName(base, ext string, t time.Time) string {
+// backupName is the file and object name of a backup of pod (empty: none) taken at t.
+func backupName(base, pod, ext string, t time.Time) string {
+	if pod != "" {
+		return fmt.Sprintf("%s-%s-%s.%s.gz", base, t.UTC().Format(timestampLayout), pod, ext)
+	}
 	return fmt.Sprintf("%s-%s.%s.gz", base, t.UTC().Format(timestampLayout), ext)
 }
 
-// parseBackupName returns the database base name, timestamp and extension of a backup's name.
-func parseBackupName(name string) (base string, t time.Time, ext string, ok bool) {
+// parsedName is what a backup's name says.
+type parsedName struct {
+	base string
+	time time.Time
+	pod  string // empty when the name has none
+	ext  string
+}
+
+// parseBackupName reads a backup's name.
+func parseBackupName(name string) (parsedName, bool) {
 	m := backupNameRE.FindStringSubmatch(name)
 	if m == nil {
-		return "", time.Time{}, "", false
+		return parsedName{}, false
 	}
 	t, err := time.Parse(timestampLayout, m[2])
 	if err != nil {
-		return "", time.Time{}, "", false
+		return parsedName{}, false
 	}
-	return m[1], t, m[3], true
+	return parsedName{base: m[1], time: t, pod: m[3], ext: m[4]}, true
 }
 
 // localBackup is a finished backup file in the backups directory.
@@ -62,8 +74,8 @@ func listLocal(dir string) ([]localBackup, error) {
 		if !e.Type().IsRegular() {
 			continue
 		}
-		if _, t, _, ok := parseBackupName(e.Name()); ok {
-			out = append(out, localBackup{name: e.Name(), time: t, uploaded: names[e.Name()+uploadedSuffix]})
+		if n, ok := parseBackupName(e.Name()); ok {
+			out = append(out, localBackup{name: e.Name(), time: n.time, uploaded: names[e.Name()+uploadedSuffix]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

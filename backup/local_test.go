@@ -11,19 +11,31 @@ import (
 
 func TestBackupName(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
-	name := backupName("app", "sql", at)
+	name := backupName("app", "", "sql", at)
 	if name != "app-20260102T020405Z.sql.gz" {
 		t.Fatalf("name %q, want the UTC timestamp", name)
 	}
-	base, ts, ext, ok := parseBackupName(name)
-	if !ok || base != "app" || !ts.Equal(at) || ext != "sql" {
-		t.Fatalf("parsed %q %v %q %v", base, ts, ext, ok)
+	n, ok := parseBackupName(name)
+	if !ok || n.base != "app" || !n.time.Equal(at) || n.ext != "sql" || n.pod != "" {
+		t.Fatalf("parsed %+v %v", n, ok)
 	}
-	if base, _, _, ok := parseBackupName("my-app-20260102T020405Z.sql.gz"); !ok || base != "my-app" {
-		t.Fatalf("a database name with dashes: %q %v", base, ok)
+	// Two replicas of a StatefulSet in the same second: their backups differ by the pod, which the name says.
+	a, b := backupName("my-app", "orders-db-0", "sql", at), backupName("my-app", "orders-db-1", "sql", at)
+	if a == b || a != "my-app-20260102T020405Z-orders-db-0.sql.gz" {
+		t.Fatalf("names %q and %q", a, b)
 	}
-	for _, n := range []string{".app-20260102T020405Z.sql.gz.partial", "app-20260102T020405Z.sql.gz.uploaded", "app.sql.gz", "app-2026.sql.gz"} {
-		if _, _, _, ok := parseBackupName(n); ok {
+	if n, ok := parseBackupName(b); !ok || n.base != "my-app" || n.pod != "orders-db-1" || n.ext != "sql" || !n.time.Equal(at) {
+		t.Fatalf("parsed %+v %v", n, ok)
+	}
+	if n, ok := parseBackupName(backupName("app", "db.example-0", "archive", at)); !ok || n.pod != "db.example-0" || n.ext != "archive" {
+		t.Fatalf("a pod name with dots: %+v %v", n, ok)
+	}
+	if n, ok := parseBackupName("my-app-20260102T020405Z.sql.gz"); !ok || n.base != "my-app" {
+		t.Fatalf("a database name with dashes: %+v %v", n, ok)
+	}
+	for _, n := range []string{".app-20260102T020405Z.sql.gz.partial", "app-20260102T020405Z.sql.gz.uploaded", "app.sql.gz", "app-2026.sql.gz",
+		"app-20260102T020405Z-.sql.gz", "app-20260102T020405Z-Pod.sql.gz"} {
+		if _, ok := parseBackupName(n); ok {
 			t.Errorf("%q parsed as a backup", n)
 		}
 	}
@@ -40,7 +52,9 @@ func touch(t *testing.T, dir string, names ...string) {
 
 func TestPrune(t *testing.T) {
 	dir := t.TempDir()
-	b := func(day int) string { return backupName("app", "sql", time.Date(2026, 1, day, 0, 0, 0, 0, time.UTC)) }
+	b := func(day int) string {
+		return backupName("app", "", "sql", time.Date(2026, 1, day, 0, 0, 0, 0, time.UTC))
+	}
 	// Days 1-6; 2 and 5 not uploaded; a marker whose backup is gone; a stranger's file.
 	touch(t, dir, b(1), b(1)+".uploaded", b(2), b(3), b(3)+".uploaded", b(4), b(4)+".uploaded", b(5), b(6), b(6)+".uploaded",
 		b(9)+".uploaded", "notes.txt")

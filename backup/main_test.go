@@ -338,7 +338,7 @@ func objects(t *testing.T, s3 *backuptest.S3, prefix string) []string {
 func backupFiles(names []string) []string {
 	var out []string
 	for _, n := range names {
-		if _, _, _, ok := parseBackupName(n); ok {
+		if _, ok := parseBackupName(n); ok {
 			out = append(out, n)
 		}
 	}

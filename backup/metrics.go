@@ -21,6 +21,7 @@ type Metrics struct {
 	duration    prometheus.Gauge
 	size        prometheus.Gauge
 	failures    *prometheus.CounterVec
+	active      prometheus.Gauge
 
 	mu       sync.Mutex
 	started  time.Time
@@ -29,6 +30,8 @@ type Metrics struct {
 	dumps    map[string]dumpInfo // backups dumped and not uploaded yet
 	// blocked is why the sidecar cannot back up at all (its configuration, its directory), or nil.
 	blocked error
+	// idle is set when this pod is not the member of its workload that backs up.
+	idle bool
 }
 
 type dumpInfo struct {
@@ -48,6 +51,8 @@ func NewMetrics(interval time.Duration) *Metrics {
 			Help: "Size of the last successful backup, compressed."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_backup_failures_total",
 			Help: "Failures, by stage: start (the sidecar cannot back up as configured: the reason is in its log and /healthz), dump (no backup written), upload (an attempt that failed), prune (the local directory), retention (listing or deleting old backups at the location), metrics (the metrics address could not be bound)."}, []string{"stage"}),
+		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_active",
+			Help: "1 when this sidecar backs up; 0 when it stays idle because another member of its StatefulSet backs up (BACKUP_MEMBERS=first)."}),
 		started:  time.Now(),
 		interval: interval,
 		dumps:    map[string]dumpInfo{},
@@ -55,7 +60,8 @@ func NewMetrics(interval time.Duration) *Metrics {
 	for _, stage := range []string{"start", "dump", "upload", "prune", "retention", "metrics"} {
 		m.failures.WithLabelValues(stage)
 	}
-	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures)
+	m.active.Set(1)
+	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures, m.active)
 	return m
 }
 
@@ -76,6 +82,17 @@ func (m *Metrics) block(err error) {
 	if err != nil {
 		m.failures.WithLabelValues("start").Inc()
 	}
+}
+
+// setIdle records that this sidecar does not back up: it is healthy without ever succeeding.
+func (m *Metrics) setIdle() {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.idle = true
+	m.active.Set(0)
 }
 
 func (m *Metrics) dumped(name string, start time.Time, _ time.Duration, size int64) {
@@ -115,6 +132,9 @@ func (m *Metrics) healthy(now time.Time) error {
 	defer m.mu.Unlock()
 	if m.blocked != nil {
 		return fmt.Errorf("cannot back up: %w", m.blocked)
+	}
+	if m.idle {
+		return nil
 	}
 	since, what := m.started, "no successful backup since the start"
 	if !m.success.IsZero() {

@@ -44,7 +44,7 @@ func TestPasswordFileRotation(t *testing.T) {
 	rotated := time.Now()
 	eventually(t, 30*time.Second, "a backup taken after the rotation lands", func() bool {
 		for _, n := range objects(t, store, prefix) {
-			if _, ts, _, ok := parseBackupName(n); ok && ts.After(rotated.Add(time.Second)) {
+			if p, ok := parseBackupName(n); ok && p.time.After(rotated.Add(time.Second)) {
 				return true
 			}
 		}

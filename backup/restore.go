@@ -42,7 +42,11 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 		return err
 	}
 	url := loc.ObjectURL(name)
-	log.Info("restoring", "object", url, "engine", cfg.Engine, "host", cfg.Host, "database", cfg.Database)
+	takenBy := "unknown" // a backup taken outside a pod, or by an earlier version
+	if n, ok := parseBackupName(name); ok && n.pod != "" {
+		takenBy = n.pod
+	}
+	log.Info("restoring", "object", url, "takenByPod", takenBy, "engine", cfg.Engine, "host", cfg.Host, "database", cfg.Database)
 	start := time.Now()
 	backup, err := openBackup(ctx, bucket, name, url)
 	if err != nil {
@@ -91,8 +95,8 @@ func prepareRestoreConfig(cfg *Config, loc Location) error {
 // backup of the database base at loc.
 func chooseBackup(ctx context.Context, bucket objstore.Bucket, loc Location, eng *engine, base, name string) (string, error) {
 	if name != "" {
-		if _, _, ext, ok := parseBackupName(name); ok && ext != eng.ext {
-			return "", fmt.Errorf("%s is a .%s backup, not one %s restores (.%s)", name, ext, eng.name, eng.ext)
+		if n, ok := parseBackupName(name); ok && n.ext != eng.ext {
+			return "", fmt.Errorf("%s is a .%s backup, not one %s restores (.%s)", name, n.ext, eng.name, eng.ext)
 		}
 		return name, nil
 	}
@@ -195,7 +199,7 @@ func resolveFrom(location, from string) (Location, string, error) {
 }
 
 // latest is the name of the newest backup of the database base with extension ext in the bucket, by the
-// timestamp in its name.
+// timestamp in its name, whichever pod took it (with several pods backing up one database, the newest of any).
 func latest(ctx context.Context, b objstore.Bucket, base, ext string) (string, error) {
 	backups, err := listRemote(ctx, b, base, ext)
 	if err != nil {

@@ -36,8 +36,8 @@ func listRemote(ctx context.Context, b objstore.Bucket, base, ext string) ([]rem
 func backupsAmong(keys []string, base, ext string) []remoteBackup {
 	var out []remoteBackup
 	for _, k := range keys {
-		if bb, t, e, ok := parseBackupName(k); ok && bb == base && e == ext {
-			out = append(out, remoteBackup{key: k, time: t})
+		if n, ok := parseBackupName(k); ok && n.base == base && n.ext == ext {
+			out = append(out, remoteBackup{key: k, time: n.time})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

@@ -23,7 +23,7 @@ import (
 func TestExpired(t *testing.T) {
 	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	day := func(n int) remoteBackup {
-		return remoteBackup{key: backupName("app", "sql", now.Add(-time.Duration(n)*24*time.Hour)), time: now.Add(-time.Duration(n) * 24 * time.Hour)}
+		return remoteBackup{key: backupName("app", "", "sql", now.Add(-time.Duration(n)*24*time.Hour)), time: now.Add(-time.Duration(n) * 24 * time.Hour)}
 	}
 	backups := []remoteBackup{day(0), day(1), day(2), day(5), day(10)} // newest first, as listRemote returns them
 	keys := func(bs []remoteBackup) []string {
@@ -154,16 +154,16 @@ func retentionBackups(now time.Time) (backups map[int]string, others []string) {
 	ago := func(days int) time.Time { return now.Add(-time.Duration(days) * 24 * time.Hour) }
 	backups = map[int]string{}
 	for _, d := range []int{1, 2, 5, 10} {
-		backups[d] = backupName("app", "sql", ago(d))
+		backups[d] = backupName("app", "", "sql", ago(d))
 	}
 	others = []string{
-		backupName("other", "sql", ago(10)),   // another database
-		backupName("app-2", "sql", ago(10)),   // another database whose name starts with this one's
-		backupName("app", "archive", ago(10)), // another engine
-		"app-latest.sql.gz",                   // not a name tandem gives
-		"app-20260101T000000Z.sql.gz.bak",     // nor this
+		backupName("other", "", "sql", ago(10)),   // another database
+		backupName("app-2", "", "sql", ago(10)),   // another database whose name starts with this one's
+		backupName("app", "", "archive", ago(10)), // another engine
+		"app-latest.sql.gz",                       // not a name tandem gives
+		"app-20260101T000000Z.sql.gz.bak",         // nor this
 		"notes.txt",
-		"nested/" + backupName("app", "sql", ago(10)), // below the prefix, not at it
+		"nested/" + backupName("app", "", "sql", ago(10)), // below the prefix, not at it
 	}
 	return backups, others
 }

@@ -163,3 +163,42 @@ func proxy(l net.Listener, addr string) {
 		}()
 	}
 }
+
+// TestOnlyTheFirstMemberBacksUp: with BACKUP_MEMBERS=first, a StatefulSet's member 1 keeps an idle, healthy
+// sidecar and writes nothing, while member 0 backs up under names that say it took them.
+func TestOnlyTheFirstMemberBacksUp(t *testing.T) {
+	must := mustSQL(t)
+	db := dbFor(t, "db")
+	must(pg.SQL("postgres", "CREATE DATABASE "+db))
+	must(pg.SQL(db, pgSchema))
+	prefix := prefixFor(t)
+	member := func(index string) (*run, string) {
+		port, err := backuptest.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := "127.0.0.1:" + itoa(port)
+		env := append(pgEnv(db, prefix, t.TempDir()), "BACKUP_INTERVAL=1s", "BACKUP_METRICS_BIND_ADDRESS="+addr,
+			"BACKUP_MEMBERS=first", "BACKUP_POD_INDEX="+index, "BACKUP_POD_NAME=orders-db-"+index)
+		return startTandem(t, env, "backup"), addr
+	}
+	standby, standbyAddr := member("1")
+	eventually(t, 10*time.Second, "member 1 to say it stays idle", func() bool {
+		return strings.Contains(standby.stderr.String(), "only member 0 backs up")
+	})
+	primary, _ := member("0")
+	eventually(t, 30*time.Second, "two backups of member 0", func() bool { return len(objects(t, store, prefix)) >= 2 })
+	for _, o := range objects(t, store, prefix) {
+		if !strings.HasSuffix(o, "-orders-db-0.sql.gz") {
+			t.Errorf("backup %q is not named after member 0, which took it", o)
+		}
+	}
+	if code, body := httpGet(t, "http://"+standbyAddr+"/healthz"); code != 200 {
+		t.Errorf("the idle member's /healthz: %d %s", code, body)
+	}
+	if _, m := httpGet(t, "http://"+standbyAddr+"/metrics"); !strings.Contains(m, "tandem_backup_active 0") {
+		t.Errorf("the idle member's /metrics do not say it is idle:\n%s", m)
+	}
+	primary.stop(t)
+	standby.stop(t)
+}

@@ -269,6 +269,11 @@ func TestClusterBackupRestoresIntoAFreshDatabase(t *testing.T) {
 		return false, fmt.Errorf("uploads so far: %v (%v)", objects, err)
 	})
 
+	// Its name says which pod took it, so that the backups of several replicas never collide.
+	if !strings.HasSuffix(object, "-"+pod.Name+".sql.gz") {
+		t.Errorf("the backup %s does not name the pod that took it, %s", object, pod.Name)
+	}
+
 	// A fresh PostgreSQL, backing up elsewhere, restores that object with tandem restore.
 	if err := k8s.Create(ctx, c.postgres(ns, "restored-db", fmt.Sprintf("s3://%s/%s/restored", c.bucket, ns), "24h")); err != nil {
 		t.Fatal(err)
@@ -287,7 +292,7 @@ func TestClusterBackupRestoresIntoAFreshDatabase(t *testing.T) {
 	}
 }
 
-// backupTime reads the UTC timestamp in a backup's name (orders-20261125T073000Z.sql.gz).
+// backupTime reads the UTC timestamp in a backup's name (orders-20261125T073000Z-orders-db.sql.gz).
 func backupTime(object string) (time.Time, bool) {
 	name := object[strings.LastIndex(object, "/")+1:]
 	for part := range strings.SplitSeq(name, "-") {

@@ -40,11 +40,31 @@ const (
 	EnvDatabaseHost         = "DATABASE_HOST"
 	EnvDatabasePort         = "DATABASE_PORT"
 	EnvDatabasePasswordFile = "DATABASE_PASSWORD_FILE"
+	// EnvPodName is the name of the pod whose database is backed up (the injector sets it from the Downward
+	// API): it is part of every backup's name, so that the backups of several pods never collide.
+	EnvPodName = "BACKUP_POD_NAME"
+	// EnvMembers is which members of a workload back up (Members); EnvPodIndex is the pod's index in its
+	// StatefulSet (the injector sets it from the label PodIndexLabel through the Downward API), empty for a pod
+	// that is not a StatefulSet's.
+	EnvMembers  = "BACKUP_MEMBERS"
+	EnvPodIndex = "BACKUP_POD_INDEX"
 )
 
 // InjectedEnv are the variables the injector sets itself from the pod's annotations; a profile's env may not
 // redefine them.
-var InjectedEnv = []string{EnvLocation, EnvInterval, EnvIntervalSeconds, EnvDatabaseName, EnvDatabasePassword}
+var InjectedEnv = []string{EnvLocation, EnvInterval, EnvIntervalSeconds, EnvDatabaseName, EnvDatabasePassword, EnvPodName, EnvMembers, EnvPodIndex}
+
+// Which members of a workload back up: every pod, or a StatefulSet's member with index 0 only.
+const (
+	MembersAll   = "all"
+	MembersFirst = "first"
+)
+
+// Members are the values of BACKUP_MEMBERS.
+var Members = []string{MembersAll, MembersFirst}
+
+// PodIndexLabel is the label a StatefulSet's controller gives each of its pods: its index.
+const PodIndexLabel = "apps.kubernetes.io/pod-index"
 
 // Engines are the databases the sidecar dumps, the values of BACKUP_ENGINE.
 var Engines = []string{"postgres", "mysql", "mongodb"}

@@ -40,6 +40,9 @@ const (
 	DatabaseUser = Prefix + "database-user"
 	// MetricsPort is the port of the sidecar's /metrics and /healthz; "0" serves none.
 	MetricsPort = Prefix + "metrics-port"
+	// BackupMembers says which members of a workload back up: "all" (every pod's sidecar backs up the
+	// database beside it) or "first" (a StatefulSet's member with index 0 only; the others' sidecars stay idle).
+	BackupMembers = Prefix + "backup-members"
 	// BackupCredentials names a Secret whose keys become the sidecar's environment (envFrom), for example
 	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 	BackupCredentials = Prefix + "backup-credentials"
@@ -94,6 +97,8 @@ var All = []Annotation{
 		Default: "the profile's `DATABASE_USER` (`postgres`, `root`; none for `mongodb`)", Validate: ValidateDatabaseUser},
 	{Key: MetricsPort, Description: "Port of the sidecar's `/metrics` and `/healthz`, declared as its container port `tandem-metrics`; `\"0\"` serves none. In a host-network pod it is a port of the node: give each replica on a node its own.",
 		Default: "the profile's `metricsPort` (`9880`)", Validate: ValidatePort},
+	{Key: BackupMembers, Description: "Which pods of a workload back up, where several replicas opt in: `all`, each pod's sidecar backing up the database beside it (each backup's name says which pod took it), or `first`, only a StatefulSet's member with index 0 (label `apps.kubernetes.io/pod-index`), the others' sidecars idle, for a primary and its standbys. `first` on another kind of workload is refused. The sidecar's `BACKUP_MEMBERS`.",
+		Default: "`all`", Validate: ValidateMembers},
 	{Key: BackupCredentials, Description: "Secret whose keys become the sidecar's environment (`envFrom`), e.g. `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.",
 		Default: "none", Validate: ValidateSecretName},
 	{Key: Injected, Description: "Written by tandem: the profile it injected. A pod carrying it and the sidecar is never injected again; one carrying it without the sidecar (the annotation copied from another manifest) gets the sidecar and a warning.",
@@ -146,6 +151,14 @@ func ParseInterval(v string) (time.Duration, error) { return contract.ParseInter
 func ValidateBool(v string) error {
 	if v != "true" && v != "false" {
 		return fmt.Errorf(`%q is neither "true" nor "false"`, v)
+	}
+	return nil
+}
+
+// ValidateMembers checks a tandem.dev/backup-members value.
+func ValidateMembers(v string) error {
+	if !slices.Contains(contract.Members, v) {
+		return fmt.Errorf("%q is not one of %s", v, strings.Join(contract.Members, ", "))
 	}
 	return nil
 }

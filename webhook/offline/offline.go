@@ -140,7 +140,7 @@ func (in mutators) object(obj map[string]any) (bool, []string, error) {
 		}
 		changed, warnings = jobChanged, jobWarnings
 	}
-	podChanged, podWarnings, err := in.injectPod(obj, path)
+	podChanged, podWarnings, err := in.injectPod(obj, path, kind)
 	if err != nil {
 		return false, nil, fmt.Errorf("%s: %w", name, err)
 	}

@@ -2,16 +2,19 @@ package offline
 
 import (
 	"fmt"
+	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tandem-dev/tandem/internal/patch"
+	"github.com/tandem-dev/tandem/webhook/podinject"
+	"github.com/tandem-dev/tandem/webhook/workload"
 )
 
 // injectPod gives the pod at path in obj (obj itself when path is empty) what the webhook's pod injector would
-// give a pod made from it, in place.
-func (in mutators) injectPod(obj map[string]any, path []string) (bool, []string, error) {
+// give a pod made from it, in place; kind is obj's, for the checks the workload webhook adds.
+func (in mutators) injectPod(obj map[string]any, path []string, kind string) (bool, []string, error) {
 	tmpl := objectAt(obj, path...)
 	if tmpl == nil {
 		if len(path) == 0 {
@@ -24,8 +27,21 @@ func (in mutators) injectPod(obj map[string]any, path []string) (bool, []string,
 		return false, nil, fmt.Errorf("decoding its pod: %w", err)
 	}
 	plan, err := in.pods.Plan(&pod.ObjectMeta, &pod.Spec)
+	problem, warning := workload.Members(obj, kind, pod.Annotations, err == nil && plan.Outcome == podinject.Injected)
+	if problem != "" {
+		refusal := &podinject.Refusal{Problems: []string{problem}}
+		if r, ok := err.(*podinject.Refusal); ok {
+			refusal.Problems = append(slices.Clip(r.Problems), problem)
+		} else if err != nil {
+			return false, nil, err
+		}
+		return false, nil, refusal
+	}
 	if err != nil {
 		return false, nil, err
+	}
+	if warning != "" {
+		plan.Warnings = append(plan.Warnings, warning)
 	}
 	ops := plan.Patch("", &pod.ObjectMeta, &pod.Spec)
 	if len(ops) == 0 {

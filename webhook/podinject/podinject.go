@@ -302,6 +302,15 @@ func sidecarEnv(p *config.Profile, ann map[string]string, location string, secon
 	if port > 0 {
 		env = append(env, corev1.EnvVar{Name: contract.EnvMetricsBindAddress, Value: contract.MetricsBindAddress(port)})
 	}
+	// Which pod took each backup, and which member of a StatefulSet this is, from the Downward API.
+	env = append(env, corev1.EnvVar{Name: contract.EnvPodName, ValueFrom: &corev1.EnvVarSource{
+		FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}})
+	if members, ok := ann[annotations.BackupMembers]; ok {
+		env = append(env,
+			corev1.EnvVar{Name: contract.EnvMembers, Value: members},
+			corev1.EnvVar{Name: contract.EnvPodIndex, ValueFrom: &corev1.EnvVarSource{
+				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels['" + contract.PodIndexLabel + "']"}}})
+	}
 	for _, e := range p.Env {
 		if userSet && e.Name == contract.EnvDatabaseUser {
 			continue // the pod's tandem.dev/database-user replaces the profile's
@@ -441,7 +450,7 @@ func valueOr(ann map[string]string, key, fallback string) string {
 
 // injectionKeys are the annotations that mean something only beside tandem.dev/backup.
 var injectionKeys = []string{annotations.BackupLocation, annotations.DatabaseSecret, annotations.DatabaseSecretKey,
-	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.MetricsPort, annotations.BackupCredentials}
+	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.MetricsPort, annotations.BackupMembers, annotations.BackupCredentials}
 
 func firstInjectionKey(ann map[string]string) string {
 	for _, k := range injectionKeys {

@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
+	"github.com/tandem-dev/tandem/internal/contract"
 	"github.com/tandem-dev/tandem/webhook/annotations"
 	"github.com/tandem-dev/tandem/webhook/podinject"
 )
@@ -71,16 +72,71 @@ func Check(in *podinject.Injector, obj map[string]any, group, kind string) (Resu
 	}
 	res := Result{Warnings: Misplaced(obj, group, kind)}
 	plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
+	problem, warning := Members(obj, kind, pod.Annotations, err == nil && plan.Outcome == podinject.Injected)
 	if err != nil {
 		refusal, ok := err.(*podinject.Refusal)
 		if !ok {
 			return Result{}, err
 		}
+		if problem != "" {
+			refusal = &podinject.Refusal{Problems: append(slices.Clip(refusal.Problems), problem)}
+		}
 		res.Refusal = refusal
 		return res, nil
 	}
+	if problem != "" {
+		res.Refusal = &podinject.Refusal{Problems: []string{problem}}
+		return res, nil
+	}
 	res.Warnings = append(plan.Warnings, res.Warnings...)
+	if warning != "" {
+		res.Warnings = append(res.Warnings, warning)
+	}
 	return res, nil
+}
+
+// Members checks tandem.dev/backup-members on the pod template of obj, a workload of this kind whose
+// template carries the annotations ann; injected says the template's pods get the sidecar. It returns a
+// problem, for which the workload is refused, when the annotation asks for a StatefulSet's member 0 of a kind
+// whose pods have no index, and a warning when several pods will each back up the same database.
+func Members(obj map[string]any, kind string, ann map[string]string, injected bool) (problem, warning string) {
+	members := ann[annotations.BackupMembers]
+	if members == contract.MembersFirst && slices.Contains(unindexed, kind) {
+		return fmt.Sprintf("annotation %s: %q backs up only a StatefulSet's member 0, and a %s's pods have no index: "+
+			"remove it (every pod then backs up), or run the database as a StatefulSet", annotations.BackupMembers, members, kind), ""
+	}
+	if !injected || members == contract.MembersFirst {
+		return "", ""
+	}
+	return "", replicasWarning(obj, kind)
+}
+
+// unindexed are the kinds whose pods carry no StatefulSet index.
+var unindexed = []string{"Deployment", "DaemonSet", "ReplicaSet", "ReplicationController", "Job", "CronJob"}
+
+// replicasWarning says what happens when a workload with several pods opts in: each pod's sidecar backs up.
+func replicasWarning(obj map[string]any, kind string) string {
+	var pods string
+	switch kind {
+	case "DaemonSet":
+		pods = "a DaemonSet runs a pod on every node, and each"
+	case "Deployment", "StatefulSet", "ReplicaSet", "ReplicationController":
+		replicas, ok := objectAt(obj, "spec")["replicas"].(int64)
+		if !ok || replicas <= 1 { // absent: the API server's default, 1
+			return ""
+		}
+		pods = fmt.Sprintf("its %d replicas each get a backup sidecar, and each", replicas)
+	default:
+		return ""
+	}
+	advice := "if the replicas are one database (a primary and its standbys), set " + annotations.BackupMembers + ": " +
+		contract.MembersFirst + " on the template so that only member 0 backs up"
+	if kind != "StatefulSet" {
+		advice = "a " + kind + "'s pods have no stable identity: for a primary and its standbys, run them as a StatefulSet and set " +
+			annotations.BackupMembers + ": " + contract.MembersFirst
+	}
+	return fmt.Sprintf("this %s opts in to backups and %s sidecar backs up the database beside it, every interval, to the same location "+
+		"(each backup's name says which pod took it; restore --from latest takes the newest of any pod); %s", kind, pods, advice)
 }
 
 // Misplaced warns of tandem's pod annotations on a workload's own metadata (or a CronJob's job template's)

@@ -37,8 +37,9 @@ update-golden: ## Rewrite webhook/testdata/golden/*.golden from the current outp
 	$(GO) test ./webhook/ -run TestGolden -update
 
 .PHONY: fuzz
-fuzz: ## Fuzz the admission handlers for FUZZTIME (default 1m).
+fuzz: ## Fuzz the admission handlers and tandem inject for FUZZTIME (default 1m) each.
 	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzHandlers -fuzztime $${FUZZTIME:-1m}
+	$(GO) test ./webhook/offline/ -run '^$$' -fuzz FuzzInject -fuzztime $${FUZZTIME:-1m}
 
 ##@ Checks
 
@@ -63,6 +64,7 @@ deps: ## Install or build, once, what the unit tests run against (PostgreSQL, Ma
 unit: deps ## Unit, golden-file, handler and chart tests, and a short fuzz run.
 	helm=$$(hack/tools.sh helm) && HELM="$$helm" $(GO) test $$($(GO) list ./... | grep -v '/e2e$$')
 	$(GO) test ./webhook/server/ -run '^$$' -fuzz FuzzHandlers -fuzztime 10s
+	$(GO) test ./webhook/offline/ -run '^$$' -fuzz FuzzInject -fuzztime 10s
 
 .PHONY: e2e
 e2e: ## The end-to-end suite through a real kube-apiserver (E2E_KUBECONFIG: against that cluster instead).

@@ -47,6 +47,8 @@ const goldenDir = "testdata/golden"
 func TestGolden(t *testing.T) {
 	cfg := goldenConfig(t)
 	inputs, _ := filepath.Glob(filepath.Join(goldenDir, "*.yaml"))
+	json, _ := filepath.Glob(filepath.Join(goldenDir, "*.json"))
+	inputs = append(inputs, json...)
 	goldens := map[string]bool{}
 	for _, in := range inputs {
 		if filepath.Base(in) == "config.yaml" {
@@ -58,14 +60,14 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, out, refusal := runOffline(t, input, cfg)
+			got, out, refusal := runOffline(t, filepath.Base(in), input, cfg)
 			checkGolden(t, in+".golden", got)
 			t.Run("idempotent", func(t *testing.T) {
 				if refusal != "" {
 					return
 				}
 				var again bytes.Buffer
-				res, err := offline.Inject(bytes.NewReader(out), &again, cfg)
+				res, err := offline.Inject(filepath.Base(in), bytes.NewReader(out), &again, cfg)
 				if err != nil || res.Changed != 0 || !bytes.Equal(again.Bytes(), out) {
 					t.Errorf("injecting the output again changed it (err %v, %d documents changed)", err, res.Changed)
 				}
@@ -116,10 +118,10 @@ func checkGolden(t *testing.T, path string, got []byte) {
 
 // runOffline runs tandem inject on input and returns the golden file's content: the warnings and the refusal as
 // comments, then the output.
-func runOffline(t *testing.T, input []byte, cfg *config.Config) (golden, out []byte, refusal string) {
+func runOffline(t *testing.T, name string, input []byte, cfg *config.Config) (golden, out []byte, refusal string) {
 	t.Helper()
 	var buf, stdout bytes.Buffer
-	res, err := offline.Inject(bytes.NewReader(input), &stdout, cfg)
+	res, err := offline.Inject(name, bytes.NewReader(input), &stdout, cfg)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(&buf, "# Warning: %s\n", w)
 	}
@@ -139,7 +141,7 @@ func runOffline(t *testing.T, input []byte, cfg *config.Config) (golden, out []b
 // refuses one of its objects, with the webhook's messages in the offline refusal; otherwise the webhook stores
 // what `tandem inject` wrote.
 func sameThroughTheWebhook(t *testing.T, n int, doc []byte, cfg *config.Config) {
-	_, out, refusal := runOffline(t, doc, cfg)
+	_, out, refusal := runOffline(t, fmt.Sprintf("document-%d", n), doc, cfg)
 	var offlineObjects []map[string]any
 	if refusal == "" {
 		offlineObjects = objects(t, out)

@@ -41,16 +41,16 @@ Flags:
 	if err != nil {
 		return err
 	}
-	in := stdin
+	in, name := stdin, "stdin"
 	if *file != "-" {
 		f, err := os.Open(*file)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		in = f
+		in, name = f, *file
 	}
-	res, err := offline.Inject(in, stdout, cfg)
+	res, err := offline.Inject(name, in, stdout, cfg)
 	for _, w := range res.Warnings {
 		fmt.Fprintf(stderr, "Warning: %s\n", w)
 	}

@@ -39,7 +39,7 @@ func apply(doc any, op jsonpatch.Operation) (any, error) {
 		}
 		return value, nil
 	}
-	segments, err := split(op.Path)
+	segments, err := Split(op.Path)
 	if err != nil {
 		return doc, err
 	}
@@ -147,8 +147,8 @@ func replaceAt(doc any, path []string, v any) (any, error) {
 	return doc, nil
 }
 
-// split returns the unescaped segments of a JSON pointer.
-func split(pointer string) ([]string, error) {
+// Split returns the unescaped segments of a JSON pointer.
+func Split(pointer string) ([]string, error) {
 	if !strings.HasPrefix(pointer, "/") {
 		return nil, fmt.Errorf("%q is not a JSON pointer", pointer)
 	}

@@ -18,11 +18,12 @@ const ttlField = "ttlSecondsAfterFinished"
 
 // defaultJob sets the defaults the webhook would set on a Job or CronJob (kind), in place, after moving a
 // misplaced ttlSecondsAfterFinished (moveMisplacedTTL) so that the defaulter sees the moved value.
-func (in mutators) defaultJob(obj map[string]any, kind string) (bool, []string, error) {
+func (in mutators) defaultJob(obj map[string]any, kind, prefix string) (bool, []string, error) {
 	moveOps, warnings, err := moveMisplacedTTL(obj, kind)
 	if err != nil {
 		return false, nil, err
 	}
+	in.record(prefix, moveOps)
 	var plan *jobdefaults.Plan
 	switch kind {
 	case "Job":
@@ -45,6 +46,7 @@ func (in mutators) defaultJob(obj map[string]any, kind string) (bool, []string, 
 	if _, err := patch.Apply(obj, ops); err != nil {
 		return false, nil, fmt.Errorf("applying the defaults: %w", err)
 	}
+	in.record(prefix, ops)
 	return len(moveOps)+len(ops) > 0, append(warnings, plan.Warnings...), nil
 }
 

@@ -74,8 +74,8 @@ func TestMoveMisplacedTTL(t *testing.T) {
 			kind := batchKind(obj["apiVersion"].(string), obj["kind"].(string))
 			if kind == "" { // not a Job or CronJob: tandem inject leaves the field where it is
 				var out bytes.Buffer
-				res, err := Inject(strings.NewReader(tc.doc), &out, config.Default())
-				if err != nil || res.Changed != 0 || out.String() != tc.doc+"\n" {
+				res, err := Inject("job.yaml", strings.NewReader(tc.doc), &out, config.Default())
+				if err != nil || res.Changed != 0 || out.String() != tc.doc {
 					t.Errorf("changed (%v, %d changed): %s", err, res.Changed, out.String())
 				}
 				return

@@ -13,8 +13,9 @@ import (
 )
 
 // injectPod gives the pod at path in obj (obj itself when path is empty) what the webhook's pod injector would
-// give a pod made from it, in place; kind is obj's, for the checks the workload webhook adds.
-func (in mutators) injectPod(obj map[string]any, path []string, kind string) (bool, []string, error) {
+// give a pod made from it, in place; kind is obj's, for the checks the workload webhook adds, and prefix where obj
+// is in its document.
+func (in mutators) injectPod(obj map[string]any, path []string, kind, prefix string) (bool, []string, error) {
 	tmpl := objectAt(obj, path...)
 	if tmpl == nil {
 		if len(path) == 0 {
@@ -50,5 +51,6 @@ func (in mutators) injectPod(obj map[string]any, path []string, kind string) (bo
 	if _, err := patch.Apply(tmpl, ops); err != nil {
 		return false, nil, fmt.Errorf("applying the pod's patch: %w", err)
 	}
+	in.record(prefix+patch.Pointer(path...), ops)
 	return true, plan.Warnings, nil
 }

@@ -163,8 +163,15 @@ func rewrite(d document, ops []jsonpatch.Operation, want map[string]any) (out []
 				return b.Bytes(), "", nil
 			}
 		}
-		out, err := json.MarshalIndent(want, "", jsonIndent(d.body))
-		return out, fmt.Sprintf("tandem wrote this document with its keys sorted (%v)", err), err
+		reason := fmt.Sprint(err)
+		if err == nil {
+			reason = "writing it in its own key order did not give the document tandem made"
+		}
+		out, err := json.Marshal(want)
+		if unit := jsonIndent(d.body); unit != "" {
+			out, err = json.MarshalIndent(want, "", unit)
+		}
+		return out, fmt.Sprintf("tandem wrote this document with its keys sorted: %v", reason), err
 	}
 	out, err = spliceYAML(d.body, ops)
 	if err == nil && decodesTo(out, want) {

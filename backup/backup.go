@@ -240,7 +240,7 @@ func (r *Runner) prepare() error {
 
 func (r *Runner) dumpStep(ctx context.Context) error {
 	start := time.Now()
-	name, size, err := r.dump(ctx, start)
+	m, err := r.dump(ctx, start)
 	if err != nil {
 		if ctx.Err() != nil {
 			r.log.Info("dump interrupted; its partial file was removed", "reason", err.Error())
@@ -250,8 +250,9 @@ func (r *Runner) dumpStep(ctx context.Context) error {
 		r.log.Error(err, "dump failed; no backup written", "engine", r.cfg.Engine, "database", r.cfg.Database)
 		return err
 	}
-	r.log.Info("dumped", "file", filepath.Join(r.cfg.Dir, name), "bytes", size, "seconds", time.Since(start).Seconds())
-	r.metrics.dumped(name, start, time.Since(start), size)
+	r.log.Info("dumped", "file", filepath.Join(r.cfg.Dir, m.Name), "bytes", m.Bytes, "seconds", time.Since(start).Seconds(),
+		"sha256", m.SHA256, "tables", len(m.Tables))
+	r.metrics.dumped(m.Name, start, time.Since(start), m.Bytes)
 	return nil
 }
 
@@ -294,9 +295,18 @@ func (r *Runner) uploadOne(ctx context.Context, bucket objstore.Bucket, name str
 	path := filepath.Join(r.cfg.Dir, name)
 	url := r.loc.ObjectURL(name)
 	retry := r.uploadBackoff
+	var n int64
+	landed := false // the backup's object; its manifest goes after it
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		n, err := upload(ctx, bucket, path, name)
+		var err error
+		if !landed {
+			n, err = upload(ctx, bucket, path, name)
+			landed = err == nil
+		}
+		if err == nil {
+			err = uploadManifest(ctx, bucket, r.cfg.Dir, name)
+		}
 		if err == nil {
 			if err := markUploaded(r.cfg.Dir, name, url); err != nil {
 				// The object landed; without the marker it is uploaded again next pass, which is harmless.

@@ -36,6 +36,8 @@ type Config struct {
 	User     string
 	Database string
 	Password string
+	// TandemVersion is written into each backup's manifest; the command sets it, no variable or flag does.
+	TandemVersion string
 	// PodName is the pod whose database is backed up, part of each backup's name; empty outside a pod.
 	PodName string
 	// Members is which members of a workload back up (contract.Members; empty: all), and PodIndex this pod's

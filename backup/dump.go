@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"os/exec"
@@ -20,34 +23,55 @@ import (
 const killGrace = 5 * time.Second
 
 // dump runs the engine's dump program and streams its standard output through gzip into dir/.<name>.partial,
-// renamed to dir/<name> only when the program exited 0 and the file is complete on disk. On any failure,
+// renamed to dir/<name> only when the program exited 0, its output is a whole dump (the inspector found the
+// engine's completion marker) and the file is complete on disk, its manifest written beside it. On any failure,
 // cancellation included, the partial file is removed and nothing named like a backup is left. It returns the
-// backup's name and its size on disk.
-func (r *Runner) dump(ctx context.Context, started time.Time) (name string, size int64, err error) {
+// backup's manifest.
+func (r *Runner) dump(ctx context.Context, started time.Time) (*Manifest, error) {
 	cl, err := r.eng.client(&r.cfg, false, "")
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
 	defer cl.cleanup()
-	name = r.freeName(started)
-	out, err := createPartial(r.cfg.Dir, name, started)
+	name := r.freeName(started)
+	out, err := createPartial(r.cfg.Dir, name, started, newInspector(r.eng.name))
 	if err != nil {
-		return "", 0, err
+		return nil, err
 	}
-	if err := r.runDump(ctx, cl, out); err != nil {
+	facts, err := r.runDump(ctx, cl, out)
+	if err != nil {
 		out.discard()
-		return "", 0, err
+		return nil, err
 	}
-	if size, err = out.commit(); err != nil {
-		return "", 0, err
+	size, err := out.finish()
+	if err != nil {
+		out.discard()
+		return nil, err
+	}
+	m := &Manifest{Format: ManifestFormat, Name: name, Engine: r.eng.name, ServerVersion: facts.serverVersion,
+		ClientVersion: facts.clientVersion, Databases: facts.databases, Pod: r.cfg.PodName, Started: started.UTC(),
+		Finished: time.Now().UTC(), Bytes: size, DumpBytes: out.n, SHA256: hex.EncodeToString(out.hash.Sum(nil)),
+		Tables: facts.tables, TandemVersion: r.cfg.TandemVersion}
+	if r.cfg.Database != "" {
+		m.Databases = []string{r.cfg.Database}
+	}
+	// The manifest first: a backup file is never without one.
+	if err := writeLocalManifest(r.cfg.Dir, m); err != nil {
+		out.discard()
+		return nil, err
+	}
+	if err := out.publish(); err != nil {
+		os.Remove(filepath.Join(r.cfg.Dir, manifestName(name)))
+		return nil, err
 	}
 	r.log.V(1).Info("dumped", "file", filepath.Join(r.cfg.Dir, name), "dumpBytes", out.n, "gzipBytes", size)
-	return name, size, nil
+	return m, nil
 }
 
 // runDump runs the dump client cl with its standard output into out, and says why a dump failed: the sidecar
-// was stopping, the file could not be written, the program failed, or it wrote nothing.
-func (r *Runner) runDump(ctx context.Context, cl client, out *partialBackup) error {
+// was stopping, the file could not be written, the program failed, it wrote nothing, or what it wrote is not a
+// whole dump. It returns what the dump's text says of it.
+func (r *Runner) runDump(ctx context.Context, cl client, out *partialBackup) (dumpFacts, error) {
 	cmd := command(ctx, cl.prog, cl.args, cl.env)
 	cmd.Stdout = out
 	stderr := &tailBuffer{max: 4 << 10}
@@ -56,15 +80,19 @@ func (r *Runner) runDump(ctx context.Context, cl client, out *partialBackup) err
 	runErr := cmd.Run()
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("dump interrupted: %w", context.Cause(ctx))
+		return dumpFacts{}, fmt.Errorf("dump interrupted: %w", context.Cause(ctx))
 	case out.fw.err != nil:
-		return fmt.Errorf("writing %s: %w", out.path, out.fw.err)
+		return dumpFacts{}, fmt.Errorf("writing %s: %w", out.path, out.fw.err)
 	case runErr != nil:
-		return fmt.Errorf("%s failed: %v: %s", filepath.Base(cl.prog), runErr, stderr.String())
+		return dumpFacts{}, fmt.Errorf("%s failed: %v: %s", filepath.Base(cl.prog), runErr, stderr.String())
 	case out.n == 0:
-		return fmt.Errorf("%s exited 0 but wrote nothing: %s", filepath.Base(cl.prog), stderr.String())
+		return dumpFacts{}, fmt.Errorf("%s exited 0 but wrote nothing: %s", filepath.Base(cl.prog), stderr.String())
 	}
-	return nil
+	facts, err := out.insp.finish()
+	if err != nil {
+		return dumpFacts{}, fmt.Errorf("%s exited 0, but %v (%d bytes; its messages: %s)", filepath.Base(cl.prog), err, out.n, stderr.String())
+	}
+	return facts, nil
 }
 
 // partialBackup is a backup being written: what is written to it goes through gzip into the hidden file
@@ -78,17 +106,21 @@ type partialBackup struct {
 	bw *bufio.Writer
 	gz *gzip.Writer
 	n  int64 // bytes written, before compression
+	// insp reads the dump's plaintext; hash sums the file's bytes, as they are stored.
+	insp inspector
+	hash hash.Hash
 }
 
 // createPartial creates the partial file of the backup name in dir, failing if it exists. modTime goes into the
-// gzip header.
-func createPartial(dir, name string, modTime time.Time) (*partialBackup, error) {
+// gzip header; insp reads what is written.
+func createPartial(dir, name string, modTime time.Time, insp inspector) (*partialBackup, error) {
 	path := filepath.Join(dir, "."+name+partialSuffix)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	p := &partialBackup{dir: dir, name: name, path: path, f: f, fw: &errWriter{w: f}}
+	h := sha256.New()
+	p := &partialBackup{dir: dir, name: name, path: path, f: f, fw: &errWriter{w: io.MultiWriter(f, h)}, insp: insp, hash: h}
 	p.bw = bufio.NewWriterSize(p.fw, 256<<10)
 	if p.gz, err = gzip.NewWriterLevel(p.bw, gzip.DefaultCompression); err != nil {
 		p.discard()
@@ -102,6 +134,7 @@ func createPartial(dir, name string, modTime time.Time) (*partialBackup, error) 
 func (p *partialBackup) Write(b []byte) (int, error) {
 	n, err := p.gz.Write(b)
 	p.n += int64(n)
+	p.insp.Write(b[:n])
 	return n, err
 }
 
@@ -111,22 +144,13 @@ func (p *partialBackup) discard() {
 	os.Remove(p.path)
 }
 
-// commit completes the file, renames it to the backup's name and returns its size on disk. When the file cannot be
-// completed or renamed, it is removed.
-func (p *partialBackup) commit() (int64, error) {
-	size, err := p.finish()
-	if err != nil {
-		p.discard()
-		return 0, err
-	}
+// publish renames the finished file to the backup's name. When it cannot, the file is removed.
+func (p *partialBackup) publish() error {
 	if err := os.Rename(p.path, filepath.Join(p.dir, p.name)); err != nil {
 		os.Remove(p.path)
-		return 0, err
+		return err
 	}
-	if err := syncDir(p.dir); err != nil {
-		return 0, err
-	}
-	return size, nil
+	return syncDir(p.dir)
 }
 
 // finish ends the gzip stream, writes out what is buffered, and closes the file once its content is on disk.

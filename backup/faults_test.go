@@ -16,6 +16,10 @@ import (
 	"github.com/tandem-dev/tandem/backup/backuptest"
 )
 
+// wholeFakeDump is a fake pg_dump's script that writes a dump tandem's gate takes for a whole one: it ends with
+// pg_dump's completion comment.
+const wholeFakeDump = `printf -- '-- a dump\n--\n-- PostgreSQL database dump complete\n--\n'`
+
 // fakeDump puts an executable pg_dump running script on a PATH of its own and returns the environment that
 // puts that PATH first.
 func fakeDump(t *testing.T, script string) []string {
@@ -102,7 +106,7 @@ func TestObjectStoreDownThenBack(t *testing.T) {
 		t.Fatalf("backup --once with the store down exited %d; want an upload failure", code)
 	}
 	kept := backupFiles(dirFiles(t, dir))
-	wantFiles(t, "backups directory", dirFiles(t, dir), kept)
+	wantFiles(t, "backups directory", dirFiles(t, dir), withManifests(kept))
 	if len(kept) != 1 {
 		t.Fatalf("backups directory holds %q, want the one backup kept", dirFiles(t, dir))
 	}
@@ -181,7 +185,7 @@ func TestSIGTERMDuringDump(t *testing.T) {
 // full volume does, with no root needed); the partial file is removed and the error names the cause.
 func TestBackupsDirectoryFull(t *testing.T) {
 	dir, prefix := t.TempDir(), prefixFor(t)
-	env := append(pgEnv("postgres", prefix, dir), fakeDump(t, `head -c 4000000 /dev/urandom`)...)
+	env := append(pgEnv("postgres", prefix, dir), fakeDump(t, `head -c 4000000 /dev/urandom; printf '\n-- PostgreSQL database dump complete\n'`)...)
 	// ulimit -f counts 512-byte blocks in dash and bash's POSIX mode, 1024 in bash: 256 or 512 KiB.
 	cmd := exec.Command("/bin/sh", "-c", `ulimit -f 512 && exec "$0" "$@"`, tandemBin, "backup", "--once")
 	r := startCommand(t, cmd, env)
@@ -243,7 +247,7 @@ func TestRestoreTruncatedBackupChangesNothing(t *testing.T) {
 // upload (5 MiB parts, one in flight), and the object that lands is the file, byte for byte.
 func TestLargeBackupUploadsInParts(t *testing.T) {
 	dir, prefix := t.TempDir(), prefixFor(t)
-	env := append(pgEnv("postgres", prefix, dir), fakeDump(t, `head -c 23000000 /dev/urandom`)...)
+	env := append(pgEnv("postgres", prefix, dir), fakeDump(t, `head -c 23000000 /dev/urandom; printf '\n-- PostgreSQL database dump complete\n'`)...)
 	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
 		t.Fatalf("backup --once exited %d", code)
 	}

@@ -107,7 +107,8 @@ func removePartials(dir string) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// prune deletes uploaded backups beyond the newest keep, and markers whose backup is gone. A backup not uploaded
+// prune deletes uploaded backups beyond the newest keep, with their markers and manifests, and markers and
+// manifests whose backup is gone. A backup not uploaded
 // yet is never deleted, and does not count towards keep.
 func prune(dir string, keep int) (removed []string, err error) {
 	backups, err := listLocal(dir)
@@ -128,20 +129,24 @@ func prune(dir string, keep int) (removed []string, err error) {
 			errs = append(errs, err)
 			continue
 		}
-		if err := os.Remove(p + uploadedSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
+		for _, companion := range []string{p + uploadedSuffix, p + manifestSuffix} {
+			if err := os.Remove(companion); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
 		}
 		removed = append(removed, b.name)
 	}
-	// Markers of backups someone deleted by hand.
+	// Markers and manifests of backups someone deleted by hand, or of a dump killed before its file was renamed.
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return removed, errors.Join(append(errs, err)...)
 	}
 	for _, e := range entries {
-		if n, ok := strings.CutSuffix(e.Name(), uploadedSuffix); ok {
-			if _, err := os.Lstat(filepath.Join(dir, n)); errors.Is(err, os.ErrNotExist) {
-				_ = os.Remove(filepath.Join(dir, e.Name()))
+		for _, suffix := range []string{uploadedSuffix, manifestSuffix} {
+			if n, ok := strings.CutSuffix(e.Name(), suffix); ok {
+				if _, err := os.Lstat(filepath.Join(dir, n)); errors.Is(err, os.ErrNotExist) {
+					_ = os.Remove(filepath.Join(dir, e.Name()))
+				}
 			}
 		}
 	}

@@ -287,6 +287,13 @@ func pgEnv(db, prefix, dir string) []string {
 		"BACKUP_LOCATION=s3://" + bucket + "/" + prefix, "BACKUP_DIR=" + dir, "BACKUP_INTERVAL=24h"}
 }
 
+// mariaEnv is the sidecar's environment for the MariaDB database db, backing up to prefix in the test bucket.
+func mariaEnv(db, prefix, dir string) []string {
+	return []string{"BACKUP_ENGINE=mysql", "DATABASE_HOST=127.0.0.1", "DATABASE_PORT=" + itoa(maria.Port),
+		"DATABASE_USER=" + mariaUser, "DATABASE_PASSWORD=" + mariaPassword, "DATABASE_NAME=" + db,
+		"BACKUP_LOCATION=s3://" + bucket + "/" + prefix, "BACKUP_DIR=" + dir}
+}
+
 // prefixFor is a bucket prefix of the test's own.
 func prefixFor(t *testing.T) string {
 	return "tests/" + regexp.MustCompile(`[^a-zA-Z0-9]+`).ReplaceAllString(t.Name(), "-")
@@ -323,8 +330,21 @@ func dirFiles(t testing.TB, dir string) []string {
 	return names
 }
 
-// objects lists the objects under prefix in the shared bucket, from the S3 server's directory.
+// objects lists the backups under prefix in the shared bucket (not their manifests), from the S3 server's
+// directory.
 func objects(t *testing.T, s3 *backuptest.S3, prefix string) []string {
+	t.Helper()
+	var names []string
+	for _, n := range allObjectsAt(t, s3, prefix) {
+		if !strings.HasSuffix(n, manifestSuffix) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// allObjectsAt returns every object under prefix in the test bucket, the backups' manifests included, sorted.
+func allObjectsAt(t *testing.T, s3 *backuptest.S3, prefix string) []string {
 	t.Helper()
 	names, err := s3.Objects(bucket, prefix)
 	if err != nil {
@@ -332,6 +352,16 @@ func objects(t *testing.T, s3 *backuptest.S3, prefix string) []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// withManifests returns the names of backups and of their manifests, sorted.
+func withManifests(backups []string) []string {
+	var out []string
+	for _, b := range backups {
+		out = append(out, b, b+manifestSuffix)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // backupFiles returns the backups (not markers) among names.

@@ -105,7 +105,8 @@ func (r recorded) checkSecret(t *testing.T, tool, password string) {
 func TestMongoDBRoundTrip(t *testing.T) {
 	dir, prefix, rec := t.TempDir(), prefixFor(t), t.TempDir()
 	archive := filepath.Join(rec, "archive")
-	content := "\x6d\x01\x00\x00mongodump archive\x00" + strings.Repeat("{\"_id\": 1, \"name\": \"ünïcødé\"}\n", 5000)
+	// The frame of a mongodump archive (its magic number first, a terminator last) around made-up content.
+	content := "\x6d\xe2\x99\x81mongodump archive\x00" + strings.Repeat("{\"_id\": 1, \"name\": \"ünïcødé\"}\n", 5000) + "\xff\xff\xff\xff"
 	if err := os.WriteFile(archive, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +156,7 @@ func TestMongoDBRoundTrip(t *testing.T) {
 func TestMongoDBWithoutAccessControl(t *testing.T) {
 	dir, prefix, rec := t.TempDir(), prefixFor(t), t.TempDir()
 	archive := filepath.Join(rec, "archive")
-	if err := os.WriteFile(archive, []byte("archive"), 0o644); err != nil {
+	if err := os.WriteFile(archive, []byte("\x6d\xe2\x99\x81archive\xff\xff\xff\xff"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	env := append(mongoEnv("", "", prefix, dir), fakeMongoTools(t, rec, archive)...)

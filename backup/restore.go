@@ -3,8 +3,11 @@ package backup
 import (
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os/exec"
 	"path/filepath"
@@ -20,13 +23,23 @@ import (
 // Latest is the --from value that restores the newest backup of the database at the configured location.
 const Latest = "latest"
 
+// RestoreOptions say which backup Restore restores, and how far it trusts it.
+type RestoreOptions struct {
+	// From is Latest, the URL of an object (s3://bucket/prefix/db-20260102T030405Z.sql.gz), or the name of an
+	// object at the configured location.
+	From string
+	// Unverified restores a backup whose manifest is unreadable or does not match it, knowingly.
+	Unverified bool
+}
+
 // Restore streams a backup from the bucket, through gunzip, into the database cfg names, with the engine's
 // client (psql in one transaction that stops at the first error, for postgres; mysql for mysql; mongorestore
-// --archive --drop for mongodb). from is
-// Latest, the URL of an object (s3://bucket/prefix/db-20260102T030405Z.sql.gz), or the name of an object at
-// cfg.Location. The backup is never held in memory or written to disk.
-func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) error {
-	loc, name, err := resolveFrom(cfg.Location, from)
+// --archive --drop for mongodb). The latest is the newest backup with a manifest. Before the database is
+// touched, the object is read once and checked against its manifest's SHA-256 and size; a backup that does not
+// match is refused, and the restore checks the SHA-256 again as it streams (postgres: a mismatch there aborts
+// the transaction). The backup is never held in memory or written to disk.
+func Restore(ctx context.Context, cfg Config, opts RestoreOptions, log logr.Logger) error {
+	loc, name, err := resolveFrom(cfg.Location, opts.From)
 	if err != nil {
 		return fmt.Errorf("--from: %w", err)
 	}
@@ -42,13 +55,17 @@ func Restore(ctx context.Context, cfg Config, from string, log logr.Logger) erro
 		return err
 	}
 	url := loc.ObjectURL(name)
+	sum, err := checkAgainstManifest(ctx, bucket, name, url, opts.Unverified, log)
+	if err != nil {
+		return err
+	}
 	takenBy := "unknown" // a backup taken outside a pod, or by an earlier version
 	if n, ok := parseBackupName(name); ok && n.pod != "" {
 		takenBy = n.pod
 	}
 	log.Info("restoring", "object", url, "takenByPod", takenBy, "engine", cfg.Engine, "host", cfg.Host, "database", cfg.Database)
 	start := time.Now()
-	backup, err := openBackup(ctx, bucket, name, url)
+	backup, err := openBackup(ctx, bucket, name, url, sum)
 	if err != nil {
 		return err
 	}
@@ -108,13 +125,17 @@ func chooseBackup(ctx context.Context, bucket objstore.Bucket, loc Location, eng
 }
 
 // openBackup opens the object name (at url) and reads it through gunzip; closing what it returns closes the
-// object.
-func openBackup(ctx context.Context, bucket objstore.Bucket, name, url string) (io.ReadCloser, error) {
+// object. With a SHA-256 (hex) to match, the object's end is an error unless its bytes sum to it.
+func openBackup(ctx context.Context, bucket objstore.Bucket, name, url, sum string) (io.ReadCloser, error) {
 	obj, err := bucket.Open(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", url, err)
 	}
-	zr, err := gzip.NewReader(obj)
+	var raw io.Reader = obj
+	if sum != "" {
+		raw = &checkedReader{r: obj, h: sha256.New(), want: sum}
+	}
+	zr, err := gzip.NewReader(raw)
 	if err != nil {
 		obj.Close()
 		return nil, fmt.Errorf("%s: not a gzip file: %w", url, err)
@@ -198,15 +219,86 @@ func resolveFrom(location, from string) (Location, string, error) {
 	return loc, from, nil
 }
 
-// latest is the name of the newest backup of the database base with extension ext in the bucket, by the
-// timestamp in its name, whichever pod took it (with several pods backing up one database, the newest of any).
+// latest is the name of the newest complete backup (one whose manifest landed) of the database base with
+// extension ext in the bucket, by the timestamp in its name, whichever pod took it (with several pods backing up
+// one database, the newest of any).
 func latest(ctx context.Context, b objstore.Bucket, base, ext string) (string, error) {
-	backups, err := listRemote(ctx, b, base, ext)
+	objs, err := b.List(ctx)
 	if err != nil {
 		return "", err
 	}
+	keys := make([]string, len(objs))
+	present := make(map[string]bool, len(objs))
+	for i, o := range objs {
+		keys[i], present[o.Key] = o.Key, true
+	}
+	backups := backupsAmong(keys, base, ext)
 	if len(backups) == 0 {
 		return "", fmt.Errorf("no backup of %q (%s-<timestamp>.%s.gz) found", base, base, ext)
 	}
-	return backups[0].key, nil
+	for _, bk := range backups {
+		if present[manifestName(bk.key)] {
+			return bk.key, nil
+		}
+	}
+	return "", fmt.Errorf("no backup of %q has a manifest (%s): the newest, %s, was written before manifests existed or its upload "+
+		"did not finish; restore it by name, unchecked: --from %s", base, manifestSuffix, backups[0].key, backups[0].key)
+}
+
+// checkAgainstManifest reads the manifest of the backup name (at url) and the whole object once, and returns
+// the object's SHA-256 when it matches the manifest's, before anything is restored. A backup whose manifest is
+// unreadable or does not match is refused, unless unverified says to restore it knowingly; one without a
+// manifest is restored unchecked (then, as with unverified, the returned sum is empty: nothing to check while
+// streaming).
+func checkAgainstManifest(ctx context.Context, b objstore.Bucket, name, url string, unverified bool, log logr.Logger) (string, error) {
+	refuse := func(why string) (string, error) {
+		if unverified {
+			log.Info("restoring a backup that does not match its manifest, as --unverified says", "object", url, "problem", why)
+			return "", nil
+		}
+		return "", fmt.Errorf("%s: %s; nothing was restored: restore another backup (--from NAME), or this one knowingly with --unverified", url, why)
+	}
+	m, err := readManifest(ctx, b, name)
+	switch {
+	case err != nil:
+		return refuse(fmt.Sprintf("its manifest cannot be read: %v", err))
+	case m == nil:
+		// Named, since the latest always has one: a backup written before manifests existed.
+		log.Info("restoring a backup that has no manifest, unchecked (written before manifests existed, or its upload did not finish)", "object", url)
+		return "", nil
+	}
+	obj, err := b.Open(ctx, name)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", url, err)
+	}
+	defer obj.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, obj)
+	if err != nil {
+		return "", fmt.Errorf("reading %s to check it: %w", url, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 || n != m.Bytes {
+		return refuse(fmt.Sprintf("its %d bytes have SHA-256 %s, but its manifest says %d bytes with %s: the object changed or was damaged after it was written",
+			n, got, m.Bytes, m.SHA256))
+	}
+	log.Info("the backup matches its manifest", "object", url, "sha256", m.SHA256, "bytes", n)
+	return m.SHA256, nil
+}
+
+// checkedReader reads r and turns its end into an error unless what it read sums to want.
+type checkedReader struct {
+	r    io.Reader
+	h    hash.Hash
+	want string
+}
+
+func (c *checkedReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.h.Write(p[:n])
+	if errors.Is(err, io.EOF) {
+		if got := hex.EncodeToString(c.h.Sum(nil)); got != c.want {
+			return n, fmt.Errorf("the object changed while it was restored: its SHA-256 is now %s, not %s", got, c.want)
+		}
+	}
+	return n, err
 }

@@ -96,6 +96,12 @@ func (r *Runner) applyRetention(ctx context.Context) ([]string, error) {
 			}
 			continue
 		}
+		// Its manifest after it: a manifest without its backup is never read, a backup without its manifest is
+		// incomplete.
+		if err := bucket.Delete(ctx, manifestName(b.key)); err != nil && !isNotFound(err) {
+			r.metrics.failed("retention")
+			r.log.Error(err, "remote retention: deleting a backup's manifest failed", "object", r.loc.ObjectURL(manifestName(b.key)))
+		}
 		deleted = append(deleted, b.key)
 	}
 	if len(deleted) > 0 {

@@ -96,19 +96,24 @@ func putObjects(t *testing.T, location string, keys ...string) {
 				}
 			}
 		}
-		path := filepath.Join(t.TempDir(), "object")
-		if err := os.WriteFile(path, []byte("planted "+k), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = openLocation(t, at).Upload(context.Background(), name, f, int64(len("planted "+k)))
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
+		putObject(t, at, name, []byte("planted "+k))
+	}
+}
+
+// putObject uploads data as the object name at location, through the store's API.
+func putObject(t *testing.T, location, name string, data []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "object")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := openLocation(t, location).Upload(context.Background(), name, f, int64(len(data))); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -197,11 +202,11 @@ func TestRemoteRetention(t *testing.T) {
 				}
 				putObjects(t, location, others...)
 				env := append(pgEnv("app", "", dir), "BACKUP_LOCATION="+location)
-				env = append(append(env, tt.settings...), fakeDump(t, `echo "-- a dump"`)...)
+				env = append(append(env, tt.settings...), fakeDump(t, wholeFakeDump)...)
 				if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
 					t.Fatalf("backup --once exited %d", code)
 				}
-				want := append(backupFiles(dirFiles(t, dir)), others...)
+				want := append(withManifests(backupFiles(dirFiles(t, dir))), others...)
 				for _, d := range tt.keepDays {
 					want = append(want, planted[d])
 				}
@@ -232,7 +237,7 @@ func TestRemoteRetentionDeleteFails(t *testing.T) {
 	addr := "127.0.0.1:" + itoa(port)
 	env := append(pgEnv("app", prefix, dir), "AWS_ENDPOINT_URL="+proxy, "BACKUP_REMOTE_KEEP=2", "BACKUP_INTERVAL=1h",
 		"BACKUP_METRICS_BIND_ADDRESS="+addr)
-	env = append(env, fakeDump(t, `echo "-- a dump"`)...)
+	env = append(env, fakeDump(t, wholeFakeDump)...)
 	r := startTandem(t, env, "backup")
 	var m string
 	eventually(t, 30*time.Second, "the refused delete is counted", func() bool {
@@ -283,7 +288,7 @@ func TestRemoteRetentionOnlyAfterAnUpload(t *testing.T) {
 	proxy := refusingProxy(t, func(r *http.Request) bool { return r.Method == http.MethodPut })
 	env := append(pgEnv("app", prefix, dir), "AWS_ENDPOINT_URL="+proxy, "BACKUP_REMOTE_KEEP=1", "BACKUP_REMOTE_MAX_AGE=1h",
 		"BACKUP_UPLOAD_RETRY_FOR=0s")
-	env = append(env, fakeDump(t, `echo "-- a dump"`)...)
+	env = append(env, fakeDump(t, wholeFakeDump)...)
 	if code, _ := tandemRun(t, env, "backup", "--once"); code == 0 {
 		t.Fatal("backup --once exited 0 although its upload was refused")
 	}

@@ -34,8 +34,8 @@ func TestPostgresRoundTrip(t *testing.T) {
 	if len(first) != 1 || !strings.HasPrefix(first[0], src+"-") || !strings.HasSuffix(first[0], ".sql.gz") {
 		t.Fatalf("backups directory holds %q, want one %s-<timestamp>.sql.gz", files, src)
 	}
-	wantFiles(t, "backups directory", files, []string{first[0], first[0] + ".uploaded"})
-	wantFiles(t, "bucket", objects(t, store, prefix), first)
+	wantFiles(t, "backups directory", files, []string{first[0], first[0] + manifestSuffix, first[0] + ".uploaded"})
+	wantFiles(t, "bucket", allObjectsAt(t, store, prefix), withManifests(first))
 	sameFile(t, filepath.Join(dir, first[0]), filepath.Join(store.Root, bucket, prefix, first[0]))
 	if sql := gunzip(t, filepath.Join(dir, first[0])); !strings.Contains(sql, "PostgreSQL database dump complete") {
 		t.Fatalf("the backup is not a whole pg_dump:\n%.500s", sql)
@@ -94,11 +94,7 @@ func TestMariaDBRoundTrip(t *testing.T) {
 	digest := "SET SESSION group_concat_max_len = 100000000; " + mariaDigest
 	want := must(maria.SQL(src, digest))
 	dir, prefix := t.TempDir(), prefixFor(t)
-	env := func(db string) []string {
-		return []string{"BACKUP_ENGINE=mysql", "DATABASE_HOST=127.0.0.1", "DATABASE_PORT=" + itoa(maria.Port),
-			"DATABASE_USER=" + mariaUser, "DATABASE_PASSWORD=" + mariaPassword, "DATABASE_NAME=" + db,
-			"BACKUP_LOCATION=s3://" + bucket + "/" + prefix, "BACKUP_DIR=" + dir}
-	}
+	env := func(db string) []string { return mariaEnv(db, prefix, dir) }
 	if code, _ := tandemRun(t, env(src), "backup", "--once"); code != 0 {
 		t.Fatalf("backup --once exited %d", code)
 	}
@@ -106,7 +102,7 @@ func TestMariaDBRoundTrip(t *testing.T) {
 	if len(got) != 1 || !strings.HasPrefix(got[0], src+"-") {
 		t.Fatalf("backups directory holds %q", dirFiles(t, dir))
 	}
-	wantFiles(t, "bucket", objects(t, store, prefix), got)
+	wantFiles(t, "bucket", allObjectsAt(t, store, prefix), withManifests(got))
 	if sql := gunzip(t, filepath.Join(dir, got[0])); !strings.Contains(sql, "Dump completed") {
 		t.Fatalf("the backup is not a whole dump:\n%.500s", sql)
 	}
@@ -133,7 +129,7 @@ func TestFileLocation(t *testing.T) {
 		t.Fatalf("backup --once exited %d", code)
 	}
 	local := backupFiles(dirFiles(t, dir))
-	wantFiles(t, "location", dirFiles(t, target), local)
+	wantFiles(t, "location", dirFiles(t, target), withManifests(local))
 	sameFile(t, filepath.Join(dir, local[0]), filepath.Join(target, local[0]))
 	must(pg.SQL(db, "DROP TABLE items"))
 	if code, _ := tandemRun(t, env, "restore", "--from", "latest"); code != 0 {

@@ -43,7 +43,7 @@ func TestSidecarLoop(t *testing.T) {
 	if len(local) != 1 {
 		t.Fatalf("with BACKUP_KEEP=1 the directory holds %q", dirFiles(t, dir))
 	}
-	wantFiles(t, "backups directory", dirFiles(t, dir), []string{local[0], local[0] + ".uploaded"})
+	wantFiles(t, "backups directory", dirFiles(t, dir), []string{local[0], local[0] + manifestSuffix, local[0] + ".uploaded"})
 	landed := objects(t, store, prefix)
 
 	// A restart within the interval does not dump again.

@@ -19,6 +19,7 @@ import (
 func runBackup(args []string) error {
 	fs := flag.NewFlagSet("tandem backup", flag.ContinueOnError)
 	cfg := backup.DefaultConfig()
+	cfg.TandemVersion = versionString()
 	envErr := cfg.ApplyEnv(os.LookupEnv) // fatal with --once; the sidecar reports it and stays up
 	cfg.BindFlags(fs)
 	once := fs.Bool("once", false, "take one backup and exit, non-zero if it failed (for a CronJob or a test)")
@@ -28,8 +29,10 @@ func runBackup(args []string) error {
 	if help := parseFlags(fs, `Usage: tandem backup [flags]
 
 Runs in tandem's backup sidecar: every interval it dumps the database through gzip into
-<dir>/<database>-<UTC timestamp>.<ext>.gz (written as a hidden .partial file, renamed only when the dump
-succeeded), uploads that file to the backup location, retrying with backoff and keeping it until it lands, and
+<dir>/<database>-<UTC timestamp>-<pod>.<ext>.gz (written as a hidden .partial file, renamed only when the dump
+program exited 0 and its output ends with the engine's completion marker), writes its manifest beside it (the
+SHA-256 and sizes of the file, the tables and their rows, the versions), uploads the file and then its manifest to
+the backup location, retrying with backoff and keeping them until they land, and
 deletes uploaded backups beyond the newest --keep. After each upload, backups of the database at the location
 beyond the newest --remote-keep or older than --remote-max-age are deleted (both off by default; the newest is
 always kept). Engines: postgres (pg_dump), mysql (mysqldump or mariadb-dump), mongodb (mongodump --archive).

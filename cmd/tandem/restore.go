@@ -21,13 +21,16 @@ func runRestore(args []string) error {
 		return err
 	}
 	cfg.BindFlags(fs)
-	from := fs.String("from", "", `backup to restore: "latest" (the newest of the database at --location), an object's URL, or a backup's name at --location`)
+	from := fs.String("from", "", `backup to restore: "latest" (the newest complete backup of the database at --location), an object's URL, or a backup's name at --location`)
+	unverified := fs.Bool("unverified", false, "restore a backup whose manifest cannot be read or does not match it, knowingly")
 	// Failures are routine for a sidecar (a database restarting): log them without stack traces.
 	zapOpts := zap.Options{StacktraceLevel: zapcore.DPanicLevel}
 	zapOpts.BindFlags(fs)
 	if help := parseFlags(fs, `Usage: tandem restore --from latest|URL|NAME [flags]
 
-Streams a backup taken by tandem backup from object storage, through gunzip, into the database: psql in a single
+Checks a backup taken by tandem backup against its manifest (its size and SHA-256; "latest" is the newest backup
+with a manifest), refusing one that does not match unless --unverified, then streams it from object storage,
+through gunzip, into the database: psql in a single
 transaction that stops at the first error for postgres (a failed restore changes nothing), the mysql client for
 mysql, mongorestore --archive --drop for mongodb (only the database's collections, renamed when restoring a
 backup of another database). Run it in the sidecar (kubectl exec POD -c tandem-backup -- tandem restore --from latest), where the
@@ -43,5 +46,5 @@ after it.
 	log := zap.New(zap.UseFlagOptions(&zapOpts)).WithName("restore")
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	return backup.Restore(ctx, cfg, *from, log)
+	return backup.Restore(ctx, cfg, backup.RestoreOptions{From: *from, Unverified: *unverified}, log)
 }

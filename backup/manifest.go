@@ -1,0 +1,100 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tandem-dev/tandem/backup/objstore"
+)
+
+// manifestSuffix ends the name of a backup's manifest: <backup>.manifest.json, beside the backup in the directory
+// and at the location. At the location it is written after the backup's object landed, so a backup object
+// without one is incomplete and never chosen as the latest.
+const manifestSuffix = ".manifest.json"
+
+// ManifestFormat is the version of the manifest's format.
+const ManifestFormat = 1
+
+// Manifest is what tandem knows of one backup.
+type Manifest struct {
+	Format int    `json:"format"`
+	Name   string `json:"name"`
+	Engine string `json:"engine"`
+	// ServerVersion and ClientVersion are the versions the dump's text names, when it names them.
+	ServerVersion string `json:"serverVersion,omitempty"`
+	ClientVersion string `json:"clientVersion,omitempty"`
+	// Databases are the databases dumped: the configured one, or those a dump of all holds (mysql).
+	Databases []string  `json:"databases,omitempty"`
+	Pod       string    `json:"pod,omitempty"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished"`
+	// Bytes is the size of the object as stored (compressed), DumpBytes that of the dump before compression.
+	Bytes     int64 `json:"bytes"`
+	DumpBytes int64 `json:"dumpBytes"`
+	// SHA256 is the hex SHA-256 of the object as stored.
+	SHA256 string `json:"sha256"`
+	// Tables are the dump's tables and the rows it holds for each (postgres, mysql; none for mongodb archives).
+	Tables        []tableRows `json:"tables,omitempty"`
+	TandemVersion string      `json:"tandemVersion,omitempty"`
+}
+
+func manifestName(backup string) string { return backup + manifestSuffix }
+
+// writeLocalManifest writes m beside its backup in dir.
+func writeLocalManifest(dir string, m *Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileSync(filepath.Join(dir, manifestName(m.Name)), append(data, '\n'))
+}
+
+// readManifest reads and checks the manifest of the backup name in the bucket; nil, with no error, when it has
+// none.
+func readManifest(ctx context.Context, b objstore.Bucket, name string) (*Manifest, error) {
+	rc, err := b.Open(ctx, manifestName(name))
+	if isNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s is not a manifest: %w", manifestName(name), err)
+	}
+	switch {
+	case m.Format != ManifestFormat:
+		return nil, fmt.Errorf("%s has format %d; this tandem reads format %d", manifestName(name), m.Format, ManifestFormat)
+	case m.Name != name:
+		return nil, fmt.Errorf("%s is the manifest of %q, not of %q", manifestName(name), m.Name, name)
+	case len(m.SHA256) != 64 || strings.Trim(m.SHA256, "0123456789abcdef") != "":
+		return nil, fmt.Errorf("%s has no SHA-256", manifestName(name))
+	}
+	return &m, nil
+}
+
+// uploadManifest uploads the manifest of the backup name from dir, after the backup's object landed; a backup
+// written before manifests existed has none, and is uploaded without.
+func uploadManifest(ctx context.Context, b objstore.Bucket, dir, name string) error {
+	path := filepath.Join(dir, manifestName(name))
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if _, err := upload(ctx, b, path, manifestName(name)); err != nil {
+		return fmt.Errorf("uploading its manifest: %w", err)
+	}
+	return nil
+}

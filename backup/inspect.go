@@ -240,7 +240,9 @@ func (s *sqlInspector) finish() (dumpFacts, error) {
 }
 
 // unquoteIdent undoes MySQL's doubling of backquotes inside a quoted identifier.
-func unquoteIdent(s string) string { return string(bytes.ReplaceAll([]byte(s), []byte("``"), []byte("`"))) }
+func unquoteIdent(s string) string {
+	return string(bytes.ReplaceAll([]byte(s), []byte("``"), []byte("`")))
+}
 
 // archiveMagic starts every mongodump archive; archiveTerminator ends each of its sections, the last one too.
 var (

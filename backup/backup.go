@@ -32,6 +32,25 @@ type Runner struct {
 	uploadBackoff, passBackoff wait.Backoff
 	// databaseWait is how long Run waits for the database before its first dump.
 	databaseWait time.Duration
+	// previous is the manifest of the last backup, which the next dump's size is compared with; read from the
+	// directory at the first dump.
+	previous       *Manifest
+	previousLoaded bool
+}
+
+// lastBackup returns the manifest of the newest backup, from the directory the first time.
+func (r *Runner) lastBackup() *Manifest {
+	if !r.previousLoaded {
+		r.previousLoaded = true
+		backups, _ := listLocal(r.cfg.Dir)
+		for _, b := range backups {
+			if m, err := readLocalManifest(r.cfg.Dir, b.name); err == nil && m != nil {
+				r.previous = m
+				break
+			}
+		}
+	}
+	return r.previous
 }
 
 // DatabaseWait is how long the sidecar waits, before its first dump, for the database to accept connections. A
@@ -252,6 +271,11 @@ func (r *Runner) dumpStep(ctx context.Context) error {
 	}
 	r.log.Info("dumped", "file", filepath.Join(r.cfg.Dir, m.Name), "bytes", m.Bytes, "seconds", time.Since(start).Seconds(),
 		"sha256", m.SHA256, "tables", len(m.Tables))
+	if m.Suspect != "" {
+		r.metrics.suspected()
+		r.log.Info("the dump is suspect: it is kept and uploaded, but it is never the latest and retention does not count it; "+
+			"if the database did shrink, the next dumps of its new size are not suspect", "file", m.Name, "reason", m.Suspect)
+	}
 	r.metrics.dumped(m.Name, start, time.Since(start), m.Bytes)
 	return nil
 }

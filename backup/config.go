@@ -61,16 +61,20 @@ type Config struct {
 	UploadRetryFor time.Duration
 	// MetricsAddr is the address of /metrics and /healthz; empty or "0" serves nothing.
 	MetricsAddr string
+	// SuspectBelowPercent makes a dump suspect when it is smaller than this percentage of the backup before it
+	// (0: never).
+	SuspectBelowPercent int
 }
 
 // DefaultConfig is the configuration before the environment and flags are applied.
 func DefaultConfig() Config {
 	return Config{
-		Interval:       24 * time.Hour,
-		Dir:            contract.BackupMountPath,
-		Host:           "localhost",
-		Keep:           3,
-		UploadRetryFor: 15 * time.Minute,
+		Interval:            24 * time.Hour,
+		Dir:                 contract.BackupMountPath,
+		Host:                "localhost",
+		Keep:                3,
+		UploadRetryFor:      15 * time.Minute,
+		SuspectBelowPercent: 50,
 	}
 }
 
@@ -90,6 +94,7 @@ func (c *Config) settings() []setting {
 		{env: contract.EnvKeep, flag: "keep", usage: "how many uploaded backups to keep in the local directory (backups not uploaded yet are always kept)", value: (*intValue)(&c.Keep)},
 		{env: contract.EnvRemoteKeep, flag: "remote-keep", usage: "how many backups of the database to keep at the location, newest first; older ones are deleted after each upload (0: keep all)", value: (*intValue)(&c.RemoteKeep)},
 		{env: contract.EnvRemoteMaxAge, flag: "remote-max-age", usage: "delete backups of the database at the location older than this Go duration (by the timestamp in their names) after each upload; the newest is always kept (0: no limit)", value: (*durationValue)(&c.RemoteMaxAge)},
+		{env: contract.EnvSuspectBelowPercent, flag: "suspect-below-percent", usage: "a dump smaller than this percentage of the backup before it is suspect: kept and uploaded, but never the latest and never counted by retention (0: off)", value: (*intValue)(&c.SuspectBelowPercent)},
 		{env: contract.EnvUploadRetryFor, flag: "upload-retry-for", usage: "how long a failed upload is retried with backoff before the backup is left for the next pass", value: (*durationValue)(&c.UploadRetryFor)},
 		{env: contract.EnvMetricsBindAddress, flag: "metrics-bind-address", usage: `address of /metrics and /healthz ("0" or empty serves nothing)`, value: (*stringValue)(&c.MetricsAddr)},
 		{env: contract.EnvDatabaseHost, flag: "host", usage: "database host", value: (*stringValue)(&c.Host)},
@@ -197,6 +202,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UploadRetryFor < 0 {
 		bad("BACKUP_UPLOAD_RETRY_FOR", "upload-retry-for", "must not be negative")
+	}
+	if c.SuspectBelowPercent < 0 || c.SuspectBelowPercent > 100 {
+		bad("BACKUP_SUSPECT_BELOW_PERCENT", "suspect-below-percent", "%d is not a percentage from 0 (off) to 100", c.SuspectBelowPercent)
 	}
 	if c.Members != "" && !slices.Contains(contract.Members, c.Members) {
 		bad("BACKUP_MEMBERS", "members", "%q is not one of %s", c.Members, strings.Join(contract.Members, ", "))

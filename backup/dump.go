@@ -55,6 +55,7 @@ func (r *Runner) dump(ctx context.Context, started time.Time) (*Manifest, error)
 	if r.cfg.Database != "" {
 		m.Databases = []string{r.cfg.Database}
 	}
+	m.Suspect = suspicion(m.DumpBytes, r.lastBackup(), r.cfg.SuspectBelowPercent)
 	// The manifest first: a backup file is never without one.
 	if err := writeLocalManifest(r.cfg.Dir, m); err != nil {
 		out.discard()
@@ -65,6 +66,7 @@ func (r *Runner) dump(ctx context.Context, started time.Time) (*Manifest, error)
 		return nil, err
 	}
 	r.log.V(1).Info("dumped", "file", filepath.Join(r.cfg.Dir, name), "dumpBytes", out.n, "gzipBytes", size)
+	r.previous = m
 	return m, nil
 }
 

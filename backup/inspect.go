@@ -54,7 +54,7 @@ const (
 var (
 	pgServer    = regexp.MustCompile(`^-- Dumped from database version (.+)$`)
 	pgClient    = regexp.MustCompile(`^-- Dumped by pg_dump version (.+)$`)
-	pgCopy      = regexp.MustCompile(`^COPY ([^ ]+) .*FROM stdin;$`)
+	pgCopy      = regexp.MustCompile(`^COPY ((?:"(?:[^"]|"")*"|[^\s"])+) .*FROM stdin;$`)
 	myServer    = regexp.MustCompile(`^-- Server version\s+(.+)$`)
 	myClient    = regexp.MustCompile(`^-- (?:MySQL|MariaDB) dump (.+)$`)
 	myUse       = regexp.MustCompile("^USE `((?:[^`]|``)+)`;")

@@ -22,6 +22,10 @@ CREATE TABLE public.empty (id integer);
 COPY public.empty (id) FROM stdin;
 \.
 
+COPY public."Order Lines" ("order id") FROM stdin;
+7
+\.
+
 
 COPY public.orders (id, note) FROM stdin;
 1	a note with a tab\tand a newline\n escaped
@@ -59,7 +63,7 @@ func TestInspectorsReadWhatTheDumpHolds(t *testing.T) {
 		databases      []string
 	}{
 		{engine: "postgres", dump: pgDumpText, server: "15.10 (Debian 15.10-0+deb12u1)", client: "15.10 (Debian 15.10-0+deb12u1)",
-			tables: []tableRows{{"public.empty", 0}, {"public.orders", 3}}},
+			tables: []tableRows{{`public."Order Lines"`, 1}, {"public.empty", 0}, {"public.orders", 3}}},
 		{engine: "mysql", dump: mysqlDumpText, server: "10.11.6-MariaDB-0+deb12u1", client: "10.19  Distrib 10.11.6-MariaDB, for debian-linux-gnu (x86_64)",
 			tables: []tableRows{{"shop.empty", 0}, {"shop.orders", 5}}, databases: []string{"shop"}},
 	} {

@@ -107,8 +107,8 @@ func removePartials(dir string) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// prune deletes uploaded backups beyond the newest keep, with their markers and manifests, and markers and
-// manifests whose backup is gone. A backup not uploaded
+// prune deletes uploaded backups beyond the newest keep that are not suspect (and suspect ones older than
+// those), with their markers and manifests, and markers and manifests whose backup is gone. A backup not uploaded
 // yet is never deleted, and does not count towards keep.
 func prune(dir string, keep int) (removed []string, err error) {
 	backups, err := listLocal(dir)
@@ -116,12 +116,17 @@ func prune(dir string, keep int) (removed []string, err error) {
 		return nil, err
 	}
 	var errs []error
-	uploaded := 0
+	good := 0 // uploaded backups that are not suspect, newest first
 	for _, b := range backups {
 		if !b.uploaded {
 			continue
 		}
-		if uploaded++; uploaded <= keep {
+		// A suspect backup does not count towards keep; it goes once keep good ones are newer.
+		if m, err := readLocalManifest(dir, b.name); err == nil && m != nil && m.Suspect != "" {
+			if good < keep {
+				continue
+			}
+		} else if good++; good <= keep {
 			continue
 		}
 		p := filepath.Join(dir, b.name)

@@ -43,6 +43,36 @@ type Manifest struct {
 	// Tables are the dump's tables and the rows it holds for each (postgres, mysql; none for mongodb archives).
 	Tables        []tableRows `json:"tables,omitempty"`
 	TandemVersion string      `json:"tandemVersion,omitempty"`
+	// Suspect says why the backup is suspect (a dump much smaller than the one before it): it is kept, but never
+	// the latest, and retention does not count it. Empty when it is not.
+	Suspect string `json:"suspect,omitempty"`
+}
+
+// suspicion says why a dump of dumpBytes is suspect next to prev, the backup before it (nil: none known), or ""
+// when it is not. Compared with the backup before, a database that really shrank makes one suspect backup, not
+// all the ones after it.
+func suspicion(dumpBytes int64, prev *Manifest, percent int) string {
+	if prev == nil || percent <= 0 || dumpBytes*100 >= prev.DumpBytes*int64(percent) {
+		return ""
+	}
+	return fmt.Sprintf("the dump has %d bytes, %d%% of the %d of %s, the backup before it (below %d%%: BACKUP_SUSPECT_BELOW_PERCENT)",
+		dumpBytes, dumpBytes*100/max(prev.DumpBytes, 1), prev.DumpBytes, prev.Name, percent)
+}
+
+// readLocalManifest reads the manifest of the backup name in dir; nil, with no error, when it has none.
+func readLocalManifest(dir, name string) (*Manifest, error) {
+	data, err := os.ReadFile(filepath.Join(dir, manifestName(name)))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%s is not a manifest: %w", manifestName(name), err)
+	}
+	return &m, nil
 }
 
 func manifestName(backup string) string { return backup + manifestSuffix }

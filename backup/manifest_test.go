@@ -129,3 +129,44 @@ func TestRestoreRefusesABackupThatDoesNotMatchItsManifest(t *testing.T) {
 		t.Fatalf("the failed restore changed the database: %s, was %s", got, before)
 	}
 }
+
+// TestASuspectDumpIsKeptButNeverTheLatest: a whole dump far smaller than the one before it is kept and uploaded,
+// its manifest says why it is suspect, restore --from latest takes the one before, and BACKUP_REMOTE_KEEP=1 does
+// not delete the one before for it.
+func TestASuspectDumpIsKeptButNeverTheLatest(t *testing.T) {
+	dir, prefix, work := t.TempDir(), prefixFor(t), t.TempDir()
+	size, restored := filepath.Join(work, "size"), filepath.Join(work, "restored")
+	tools := fakeTools(t, map[string]string{
+		"pg_dump": `printf -- '--\n'; head -c "$(cat ` + size + `)" /dev/zero | tr '\0' x; printf '\n--\n-- PostgreSQL database dump complete\n--\n'`,
+		"psql":    `cat > ` + restored,
+	})
+	env := append(append(pgEnv("app", prefix, dir), "BACKUP_REMOTE_KEEP=1"), tools...)
+	var names []string
+	for _, n := range []string{"100000", "1000"} {
+		if err := os.WriteFile(size, []byte(n), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out := tandemRun(t, env, "backup", "--once")
+		if code != 0 {
+			t.Fatalf("backup --once of %s bytes exited %d", n, code)
+		}
+		if n == "1000" && !strings.Contains(out, "the dump is suspect") {
+			t.Errorf("the small dump was not reported suspect:\n%s", out)
+		}
+		names = backupFiles(dirFiles(t, dir))
+	}
+	good, small := names[0], names[1] // sorted by name: oldest first
+	if m := readObjectManifest(t, prefix, small); !strings.Contains(m.Suspect, "the backup before it") || !strings.Contains(m.Suspect, good) {
+		t.Errorf("the small dump's manifest: suspect %q", m.Suspect)
+	}
+	if m := readObjectManifest(t, prefix, good); m.Suspect != "" {
+		t.Errorf("the first dump is suspect: %q", m.Suspect)
+	}
+	wantFiles(t, "bucket", objects(t, store, prefix), []string{good, small})
+	if code, out := tandemRun(t, env, "restore", "--from", "latest"); code != 0 || !strings.Contains(out, good) {
+		t.Fatalf("restore --from latest exited %d, or did not take %s:\n%s", code, good, out)
+	}
+	if st, err := os.Stat(restored); err != nil || st.Size() < 100000 {
+		t.Errorf("restored %v bytes (%v), want the 100000-byte dump", st, err)
+	}
+}

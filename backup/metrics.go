@@ -22,6 +22,7 @@ type Metrics struct {
 	size        prometheus.Gauge
 	failures    *prometheus.CounterVec
 	active      prometheus.Gauge
+	suspect     prometheus.Counter
 
 	mu       sync.Mutex
 	started  time.Time
@@ -51,6 +52,8 @@ func NewMetrics(interval time.Duration) *Metrics {
 			Help: "Size of the last successful backup, compressed."}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_backup_failures_total",
 			Help: "Failures, by stage: start (the sidecar cannot back up as configured: the reason is in its log and /healthz), dump (no backup written), upload (an attempt that failed), prune (the local directory), retention (listing or deleting old backups at the location), metrics (the metrics address could not be bound)."}, []string{"stage"}),
+		suspect: prometheus.NewCounter(prometheus.CounterOpts{Name: "tandem_backup_suspect_total",
+			Help: "Dumps that were whole but much smaller than the backup before them (BACKUP_SUSPECT_BELOW_PERCENT): kept, never the latest."}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_active",
 			Help: "1 when this sidecar backs up; 0 when it stays idle because another member of its StatefulSet backs up (BACKUP_MEMBERS=first)."}),
 		started:  time.Now(),
@@ -61,7 +64,7 @@ func NewMetrics(interval time.Duration) *Metrics {
 		m.failures.WithLabelValues(stage)
 	}
 	m.active.Set(1)
-	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures, m.active)
+	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures, m.active, m.suspect)
 	return m
 }
 
@@ -81,6 +84,13 @@ func (m *Metrics) block(err error) {
 	m.blocked = err
 	if err != nil {
 		m.failures.WithLabelValues("start").Inc()
+	}
+}
+
+// suspected counts a suspect dump.
+func (m *Metrics) suspected() {
+	if m != nil {
+		m.suspect.Inc()
 	}
 }
 

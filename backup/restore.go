@@ -220,26 +220,33 @@ func resolveFrom(location, from string) (Location, string, error) {
 }
 
 // latest is the name of the newest complete backup (one whose manifest landed) of the database base with
-// extension ext in the bucket, by the timestamp in its name, whichever pod took it (with several pods backing up
-// one database, the newest of any).
+// extension ext in the bucket that is not suspect, by the timestamp in its name, whichever pod took it (with
+// several pods backing up one database, the newest of any).
 func latest(ctx context.Context, b objstore.Bucket, base, ext string) (string, error) {
-	objs, err := b.List(ctx)
+	backups, err := listRemote(ctx, b, base, ext)
 	if err != nil {
 		return "", err
 	}
-	keys := make([]string, len(objs))
-	present := make(map[string]bool, len(objs))
-	for i, o := range objs {
-		keys[i], present[o.Key] = o.Key, true
-	}
-	backups := backupsAmong(keys, base, ext)
 	if len(backups) == 0 {
 		return "", fmt.Errorf("no backup of %q (%s-<timestamp>.%s.gz) found", base, base, ext)
 	}
+	var suspect []string
 	for _, bk := range backups {
-		if present[manifestName(bk.key)] {
+		if !bk.complete {
+			continue
+		}
+		m, err := readManifest(ctx, b, bk.key)
+		if err != nil || m == nil {
+			continue // not a backup tandem can trust: an older one is the latest
+		}
+		if m.Suspect == "" {
 			return bk.key, nil
 		}
+		suspect = append(suspect, bk.key)
+	}
+	if len(suspect) > 0 {
+		return "", fmt.Errorf("every backup of %q with a manifest is suspect (much smaller than the one before it), the newest %s: "+
+			"if that is what the database holds, restore it by name: --from %s", base, suspect[0], suspect[0])
 	}
 	return "", fmt.Errorf("no backup of %q has a manifest (%s): the newest, %s, was written before manifests existed or its upload "+
 		"did not finish; restore it by name, unchecked: --from %s", base, manifestSuffix, backups[0].key, backups[0].key)

@@ -14,6 +14,8 @@ import (
 type remoteBackup struct {
 	key  string
 	time time.Time
+	// complete says that its manifest is there too; suspect, that the manifest says it is suspect.
+	complete, suspect bool
 }
 
 // listRemote returns the backups of the database base with extension ext directly under the bucket's prefix,
@@ -34,10 +36,14 @@ func listRemote(ctx context.Context, b objstore.Bucket, base, ext string) ([]rem
 // timestamp in their names. Other keys (other databases, other engines, names that do not parse) are left out:
 // retention never considers them.
 func backupsAmong(keys []string, base, ext string) []remoteBackup {
+	present := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		present[k] = true
+	}
 	var out []remoteBackup
 	for _, k := range keys {
 		if n, ok := parseBackupName(k); ok && n.base == base && n.ext == ext {
-			out = append(out, remoteBackup{key: k, time: n.time})
+			out = append(out, remoteBackup{key: k, time: n.time, complete: present[manifestName(k)]})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
@@ -50,19 +56,45 @@ func backupsAmong(keys []string, base, ext string) []remoteBackup {
 }
 
 // expired returns the backups (newest first, as listRemote returns them) that retention deletes at now: those
-// beyond the newest keep (0: no count limit), and those older than maxAge (0: no age limit). The newest is never
-// among them, whatever the settings.
+// beyond the newest keep that are not suspect (0: no count limit), suspect ones older than those, and those
+// older than maxAge (0: no age limit). The newest backup that is not suspect (or, when all are, the newest) is
+// never among them, whatever the settings.
 func expired(backups []remoteBackup, keep int, maxAge time.Duration, now time.Time) []remoteBackup {
-	var out []remoteBackup
+	protected := 0
 	for i, b := range backups {
-		if i == 0 {
+		if !b.suspect {
+			protected = i
+			break
+		}
+	}
+	var out []remoteBackup
+	good := 0 // backups that are not suspect, this one included
+	for i, b := range backups {
+		if !b.suspect {
+			good++
+		}
+		if i == protected {
 			continue
 		}
-		if (keep > 0 && i >= keep) || (maxAge > 0 && now.Sub(b.time) > maxAge) {
+		old := maxAge > 0 && now.Sub(b.time) > maxAge
+		if (b.suspect && keep > 0 && good >= keep) || (!b.suspect && keep > 0 && good > keep) || old {
 			out = append(out, b)
 		}
 	}
 	return out
+}
+
+// readSuspicion reads the manifests of the complete backups and marks the suspect ones. A manifest that cannot
+// be read leaves its backup counted as it was before manifests: not suspect.
+func readSuspicion(ctx context.Context, b objstore.Bucket, backups []remoteBackup) {
+	for i := range backups {
+		if !backups[i].complete {
+			continue
+		}
+		if m, err := readManifest(ctx, b, backups[i].key); err == nil && m != nil && m.Suspect != "" {
+			backups[i].suspect = true
+		}
+	}
 }
 
 // applyRetention deletes this database's backups at the location that BACKUP_REMOTE_KEEP and
@@ -84,6 +116,7 @@ func (r *Runner) applyRetention(ctx context.Context) ([]string, error) {
 		r.log.Error(err, "remote retention: cannot list the backup location; nothing deleted", "location", r.loc.String())
 		return nil, err
 	}
+	readSuspicion(ctx, bucket, backups)
 	var deleted []string
 	var firstErr error
 	for _, b := range expired(backups, r.cfg.RemoteKeep, r.cfg.RemoteMaxAge, time.Now()) {

@@ -59,6 +59,24 @@ func TestExpired(t *testing.T) {
 			wantFiles(t, "expired", keys(expired(backups, tt.keep, tt.maxAge, at)), keys(tt.want))
 		})
 	}
+	// Suspect backups (much smaller than the one before) do not count towards keep, and the newest backup that
+	// is not suspect stays whatever the settings.
+	suspect := func(b remoteBackup) remoteBackup { b.suspect = true; return b }
+	mixed := []remoteBackup{suspect(day(0)), suspect(day(1)), day(2), suspect(day(5)), day(10)}
+	for _, tt := range []struct {
+		name   string
+		keep   int
+		maxAge time.Duration
+		want   []remoteBackup
+	}{
+		{name: "keep 1 keeps the newest good one and what is newer", keep: 1, want: []remoteBackup{day(5), day(10)}},
+		{name: "keep 2 counts only the good ones", keep: 2, want: nil},
+		{name: "max age spares the newest good one", maxAge: time.Hour, want: []remoteBackup{day(1), day(5), day(10)}},
+	} {
+		t.Run("suspect/"+tt.name, func(t *testing.T) {
+			wantFiles(t, "expired", keys(expired(mixed, tt.keep, tt.maxAge, now)), keys(tt.want))
+		})
+	}
 	if got := expired(nil, 1, time.Hour, now); got != nil {
 		t.Fatalf("expired of no backups: %v", got)
 	}

@@ -34,6 +34,7 @@ const (
 	EnvDir                  = "BACKUP_DIR"
 	EnvKeep                 = "BACKUP_KEEP"
 	EnvRemoteKeep           = "BACKUP_REMOTE_KEEP"
+	EnvSuspectBelowPercent  = "BACKUP_SUSPECT_BELOW_PERCENT"
 	EnvRemoteMaxAge         = "BACKUP_REMOTE_MAX_AGE"
 	EnvUploadRetryFor       = "BACKUP_UPLOAD_RETRY_FOR"
 	EnvMetricsBindAddress   = "BACKUP_METRICS_BIND_ADDRESS"

@@ -19,6 +19,8 @@ Usage:
   tandem backup [flags]      run the backup sidecar: dump, upload and prune on an interval (--once: one backup)
   tandem restore --from latest|URL
                              restore a backup into the database the sidecar serves
+  tandem verify --from latest|URL
+                             prove that a backup restores, into a throwaway server (postgres)
   tandem version             print the version
   tandem probe --url URL --ca-file FILE
                              ask a running webhook about an annotated pod (helm test)
@@ -45,6 +47,8 @@ func main() {
 		err = runBackup(args)
 	case "restore":
 		err = runRestore(args)
+	case "verify":
+		err = runVerify(args)
 	case "probe":
 		err = runProbe(args, os.Stdout)
 	case "version", "--version":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // dumpFacts is what a dump's own text says about it, read while it streams to the file: the server's and the
@@ -60,8 +61,8 @@ var (
 	myUse       = regexp.MustCompile("^USE `((?:[^`]|``)+)`;")
 	myCreate    = regexp.MustCompile("^CREATE TABLE (?:IF NOT EXISTS )?`((?:[^`]|``)+)`")
 	myInsert    = regexp.MustCompile("^INSERT (?:IGNORE )?INTO `((?:[^`]|``)+)` (?:\\([^)]*\\) )?VALUES(?: |$)")
-	pgComplete  = []byte("-- PostgreSQL database dump complete")
-	myCompleted = []byte("-- Dump completed")
+	pgComplete  = "-- PostgreSQL database dump complete"
+	myCompleted = "-- Dump completed"
 )
 
 // sqlInspector reads the plain SQL pg_dump and mysqldump (or mariadb-dump) write. pg_dump holds each table's
@@ -173,11 +174,10 @@ func (s *sqlInspector) endLine() {
 	switch {
 	case line == "" || line == "--":
 		return
-	case bytes.Equal([]byte(line), pgComplete) && s.dialect == postgresDialect,
-		bytes.HasPrefix([]byte(line), myCompleted) && s.dialect == mysqlDialect:
+	case line == pgComplete && s.dialect == postgresDialect, strings.HasPrefix(line, myCompleted) && s.dialect == mysqlDialect:
 		s.marker = true
 		return
-	case line[0] == '\\' || bytes.HasPrefix([]byte(line), []byte("--")):
+	case line[0] == '\\' || strings.HasPrefix(line, "--"):
 		// a psql meta-command (\restrict, \unrestrict) or a comment: not a statement
 	default:
 		s.marker = false
@@ -240,9 +240,7 @@ func (s *sqlInspector) finish() (dumpFacts, error) {
 }
 
 // unquoteIdent undoes MySQL's doubling of backquotes inside a quoted identifier.
-func unquoteIdent(s string) string {
-	return string(bytes.ReplaceAll([]byte(s), []byte("``"), []byte("`")))
-}
+func unquoteIdent(s string) string { return strings.ReplaceAll(s, "``", "`") }
 
 // archiveMagic starts every mongodump archive; archiveTerminator ends each of its sections, the last one too.
 var (

@@ -77,7 +77,8 @@ func BenchmarkSidecarFootprint(b *testing.B) {
 	cmd := exec.Command(bin, "backup")
 	cmd.Env = append(cleanEnv(), store.Env()...)
 	cmd.Env = append(cmd.Env, "PATH="+tools+":"+os.Getenv("PATH"), "TANDEM_FAKE_DUMP_SIZE_FILE="+size,
-		"BACKUP_ENGINE=postgres", "DATABASE_NAME=app", "BACKUP_LOCATION=s3://"+bucket+"/"+prefix, "BACKUP_DIR="+dir,
+		// A socket directory for a host: the fake pg_dump needs no server, and the sidecar waits for none.
+		"BACKUP_ENGINE=postgres", "DATABASE_HOST="+tools, "DATABASE_NAME=app", "BACKUP_LOCATION=s3://"+bucket+"/"+prefix, "BACKUP_DIR="+dir,
 		"BACKUP_INTERVAL="+interval.String(), "BACKUP_KEEP=1", "BACKUP_METRICS_BIND_ADDRESS=127.0.0.1:0")
 	cmd.Env = slices.DeleteFunc(cmd.Env, func(kv string) bool {
 		return strings.HasPrefix(kv, "GOMEMLIMIT=") || strings.HasPrefix(kv, "GOGC=") || strings.HasPrefix(kv, "GODEBUG=")
@@ -92,7 +93,10 @@ func BenchmarkSidecarFootprint(b *testing.B) {
 		_ = cmd.Wait()
 	}()
 	pid := cmd.Process.Pid
-	landed := func() int { n, _ := store.Objects(bucket, prefix); return len(n) }
+	landed := func() int { // backups, not their manifests
+		n, _ := store.Objects(bucket, prefix)
+		return len(backupFiles(n))
+	}
 	waitFor := func(what string, timeout time.Duration, cond func() bool) {
 		deadline := time.Now().Add(timeout)
 		for !cond() {

@@ -34,6 +34,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
@@ -557,4 +558,354 @@ func scale(t *testing.T, d *appsv1.Deployment, replicas int32) {
 	if err := k8s.Patch(context.Background(), &cur, patch); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// sidecarStatus is the status of the pod's tandem-backup container: a native sidecar's, among the init
+// containers, or a regular container's.
+func sidecarStatus(pod *corev1.Pod) *corev1.ContainerStatus {
+	for _, list := range [][]corev1.ContainerStatus{pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses} {
+		for i := range list {
+			if list[i].Name == "tandem-backup" {
+				return &list[i]
+			}
+		}
+	}
+	return nil
+}
+
+func isReady(pod *corev1.Pod) bool {
+	for _, cond := range pod.Status.Conditions {
+		if cond.Type == corev1.PodReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// waitReady waits for the pod to be Ready and returns it.
+func waitReady(t *testing.T, ns, name string) *corev1.Pod {
+	t.Helper()
+	pod := &corev1.Pod{}
+	eventually(t, 4*time.Minute, "pod "+name+" to be Ready", func() (bool, error) {
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, pod); err != nil {
+			return false, err
+		}
+		return isReady(pod), fmt.Errorf("pod status: %s %v %+v %+v", pod.Status.Phase, pod.Status.Conditions, pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses)
+	})
+	return pod
+}
+
+// steady checks, every two seconds for d, that each pod stays Ready with its backup sidecar running and no
+// container restarted: a sidecar that exited would be restarted by the kubelet and, crash-looping, take its pod
+// out of Ready between two samples or show in its restart count.
+func steady(t *testing.T, ns string, d time.Duration, pods ...string) {
+	t.Helper()
+	ctx := context.Background()
+	samples := 0
+	for end := time.Now().Add(d); ; {
+		for _, name := range pods {
+			var pod corev1.Pod
+			if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &pod); err != nil {
+				t.Fatal(err)
+			}
+			if !isReady(&pod) {
+				t.Fatalf("pod %s is not Ready after %d samples: %+v", name, samples, pod.Status.Conditions)
+			}
+			st := sidecarStatus(&pod)
+			if st == nil || st.State.Running == nil || st.RestartCount > 0 {
+				t.Fatalf("pod %s: the backup sidecar is not running steadily: %+v", name, st)
+			}
+			for _, c := range append(pod.Status.InitContainerStatuses, pod.Status.ContainerStatuses...) {
+				if c.RestartCount > 0 {
+					t.Fatalf("pod %s: container %s restarted %d times, last %+v", name, c.Name, c.RestartCount, c.LastTerminationState)
+				}
+			}
+		}
+		samples++
+		if time.Now().After(end) {
+			break
+		}
+		time.Sleep(2 * time.Second)
+	}
+	t.Logf("%s: Ready, sidecar running, no restarts, over %s (%d samples)", strings.Join(pods, ", "), d, samples)
+}
+
+// sidecarHTTP asks a pod's backup sidecar for path on port through the API server's pod proxy (the backup image
+// has no HTTP client to exec), and returns the status code and the body.
+func (c *clusterEnv) sidecarHTTP(ctx context.Context, ns, pod string, port int32, path string) (int, string, error) {
+	res := c.clientset.CoreV1().RESTClient().Get().Namespace(ns).Resource("pods").
+		Name(fmt.Sprintf("http:%s:%d", pod, port)).SubResource("proxy").Suffix(path).Do(ctx)
+	var code int
+	res.StatusCode(&code)
+	body, err := res.Raw()
+	if code == 0 {
+		return 0, "", err // no answer at all
+	}
+	return code, string(body), nil
+}
+
+// metric reads a sample from a /metrics body: name with its labels as written, tandem_backup_failures_total{stage="upload"}.
+func metric(body, series string) (float64, bool) {
+	for line := range strings.SplitSeq(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err == nil {
+				return f, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// failures is the sidecar's tandem_backup_failures_total of a stage, from its /metrics.
+func (c *clusterEnv) failures(ctx context.Context, ns, pod string, port int32, stage string) (float64, error) {
+	code, body, err := c.sidecarHTTP(ctx, ns, pod, port, "/metrics")
+	if err != nil || code != 200 {
+		return 0, fmt.Errorf("GET /metrics: %d %v %.200s", code, err, body)
+	}
+	v, ok := metric(body, `tandem_backup_failures_total{stage="`+stage+`"}`)
+	if !ok {
+		return 0, fmt.Errorf("no failures_total of stage %s in /metrics:\n%s", stage, body)
+	}
+	return v, nil
+}
+
+// sidecarLog is the backup sidecar's log, one JSON object a line.
+func (c *clusterEnv) sidecarLog(ctx context.Context, ns, pod string) (string, error) {
+	raw, err := c.clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: "tandem-backup"}).DoRaw(ctx)
+	return string(raw), err
+}
+
+// The README's promise for what tandem cannot know at admission: a bucket that does not answer is the sidecar's
+// problem, reported in its metrics and /healthz, and never the database's pod's.
+func TestClusterUnreachableBucketLeavesThePodReady(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	ns := namespace(t, c.restrictedNS)
+	c.secrets(t, ns)
+	// A valid location the webhook admits, whose endpoint refuses every connection: nothing listens on port 1 of
+	// the pod's loopback. ?endpoint= overrides the AWS_ENDPOINT_URL of the credentials Secret.
+	const interval = 15 * time.Second
+	if err := k8s.Create(ctx, c.postgres(ns, "stranded-db", "s3://nowhere/x?endpoint=http://127.0.0.1:1", interval.String())); err != nil {
+		t.Fatalf("the webhook refused a valid location whose bucket is down: %v", err)
+	}
+	pod := readyPod(t, ns, "stranded-db")
+	const port = 9880 // the built-in profile's metricsPort
+	if sc := container(pod, "tandem-backup"); sc == nil || len(sc.Ports) != 1 || sc.Ports[0].Name != "tandem-metrics" || sc.Ports[0].ContainerPort != port {
+		t.Fatalf("the sidecar does not declare its metrics port tandem-metrics %d: %+v", port, sc)
+	}
+
+	// The first dump is taken as soon as PostgreSQL answers, and its upload fails.
+	var first float64
+	eventually(t, 3*time.Minute, `a failed upload in the sidecar's tandem_backup_failures_total{stage="upload"}`, func() (bool, error) {
+		n, err := c.failures(ctx, ns, pod.Name, port, "upload")
+		first = n
+		return err == nil && n > 0, err
+	})
+	log, err := c.sidecarLog(ctx, ns, pod.Name)
+	if err != nil || !strings.Contains(log, "upload failed; retrying") || !strings.Contains(log, "127.0.0.1:1") {
+		t.Errorf("the sidecar's log does not say the upload failed and why (%v):\n%s", err, log)
+	}
+
+	// Several intervals later the pod is still Ready and the sidecar never restarted, sampled all along.
+	steady(t, ns, 4*interval, pod.Name)
+
+	// The sidecar kept trying, and says it has not backed up: /healthz answers 503 past two intervals without a
+	// success, and why.
+	n, err := c.failures(ctx, ns, pod.Name, port, "upload")
+	if err != nil || n <= first {
+		t.Errorf("upload failures went from %v to %v (%v): the sidecar stopped trying", first, n, err)
+	}
+	if dumps, err := c.failures(ctx, ns, pod.Name, port, "dump"); err != nil || dumps != 0 {
+		t.Errorf("dump failures: %v (%v); the database was up", dumps, err)
+	}
+	code, body, err := c.sidecarHTTP(ctx, ns, pod.Name, port, "/healthz")
+	if err != nil || code != 503 || !strings.Contains(body, "no successful backup since the start") {
+		t.Errorf("/healthz answered %d %q (%v), want 503 saying no backup succeeded since the start", code, body, err)
+	}
+	if objects, err := c.uploads(ctx, ns, pod.Name); err != nil || len(objects) > 0 {
+		t.Errorf("uploads to a bucket that does not answer: %v (%v)", objects, err)
+	}
+	t.Logf("%v upload failures, /healthz %d: %s", n, code, strings.TrimSpace(body))
+}
+
+// hostDB is a PostgreSQL pod on the node's network, pinned to node, listening on dbPort, whose sidecar serves
+// /metrics on metricsPort (tandem.dev/metrics-port).
+func (c *clusterEnv) hostDB(ns, name, node string, dbPort, metricsPort int32) *corev1.Pod {
+	tmpl := c.postgres(ns, name, fmt.Sprintf("s3://%s/%s/%s", c.bucket, ns, name), "15s").Spec.Template
+	tmpl.Annotations[annotations.MetricsPort] = fmt.Sprint(metricsPort)
+	spec := tmpl.Spec
+	spec.HostNetwork = true
+	spec.DNSPolicy = corev1.DNSClusterFirstWithHostNet // the sidecar resolves the store's Service name
+	spec.NodeSelector = map[string]string{"kubernetes.io/hostname": node}
+	spec.TerminationGracePeriodSeconds = ptr.To[int64](5)
+	db := &spec.Containers[0]
+	port := fmt.Sprint(dbPort)
+	db.Args = []string{"postgres", "-p", port}
+	db.Ports = []corev1.ContainerPort{{Name: "postgres", ContainerPort: dbPort}}
+	db.ReadinessProbe.Exec.Command = []string{"pg_isready", "-h", "127.0.0.1", "-p", port, "-U", "postgres"}
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: tmpl.Labels, Annotations: tmpl.Annotations}, Spec: spec}
+}
+
+// workerNode is a node the suite's pods can be scheduled on.
+func workerNode(t *testing.T) string {
+	t.Helper()
+	var nodes corev1.NodeList
+	if err := k8s.List(context.Background(), &nodes); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if !n.Spec.Unschedulable && len(n.Spec.Taints) == 0 {
+			return n.Name
+		}
+	}
+	t.Fatalf("no node without taints among %d", len(nodes.Items))
+	return ""
+}
+
+// createPod creates the pod and deletes it when the test ends, waiting until it is gone: a host-network pod
+// holds its ports on the node until then.
+func createPod(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	ctx := context.Background()
+	if err := k8s.Create(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := k8s.Delete(ctx, pod); err != nil && !apierrors.IsNotFound(err) {
+			t.Errorf("deleting pod %s: %v", pod.Name, err)
+			return
+		}
+		eventually(t, 2*time.Minute, "pod "+pod.Name+" to be gone", func() (bool, error) {
+			err := k8s.Get(ctx, client.ObjectKeyFromObject(pod), &corev1.Pod{})
+			return apierrors.IsNotFound(err), err
+		})
+	})
+}
+
+func TestClusterHostNetworkReplicasOnOneNode(t *testing.T) {
+	c := cluster(t)
+	ctx := context.Background()
+	// Pod Security "baseline" and "restricted" forbid the node's network.
+	ns := namespace(t, map[string]string{"pod-security.kubernetes.io/enforce": "privileged"})
+	c.secrets(t, ns)
+	node := workerNode(t)
+
+	t.Run("each with its own metrics port, both Ready with their sidecars running", func(t *testing.T) {
+		a, b := c.hostDB(ns, "replica-a", node, 5432, 9881), c.hostDB(ns, "replica-b", node, 5433, 9882)
+		createPod(t, a)
+		createPod(t, b)
+		for _, p := range []*corev1.Pod{a, b} {
+			got := waitReady(t, ns, p.Name)
+			if got.Spec.NodeName != node || !got.Spec.HostNetwork || got.Annotations[annotations.Injected] != "postgres" {
+				t.Fatalf("pod %s: node %q (want %s), hostNetwork %v, injected %q", p.Name, got.Spec.NodeName, node, got.Spec.HostNetwork, got.Annotations[annotations.Injected])
+			}
+		}
+		steady(t, ns, 30*time.Second, a.Name, b.Name)
+		for _, p := range []struct {
+			name string
+			port int32
+		}{{a.Name, 9881}, {b.Name, 9882}} {
+			if n, err := c.failures(ctx, ns, p.name, p.port, "metrics"); err != nil || n != 0 {
+				t.Errorf("pod %s: /metrics on its own port %d: %v metrics failures (%v)", p.name, p.port, n, err)
+			}
+			eventually(t, 2*time.Minute, "an upload by "+p.name, func() (bool, error) {
+				objects, err := c.uploads(ctx, ns, p.name)
+				return len(objects) > 0, err
+			})
+		}
+		// Each database listens on a port of its own, as it must on the node's network, but the sidecar's
+		// DATABASE_PORT is the profile's (5432) and no annotation sets it per pod: replica-b's sidecar dumps
+		// replica-a's database. Said here so that the log of a run shows it.
+		for _, p := range []string{a.Name, b.Name} {
+			log, _ := c.sidecarLog(ctx, ns, p)
+			for line := range strings.SplitSeq(log, "\n") {
+				var entry struct{ Msg, Address string }
+				if json.Unmarshal([]byte(line), &entry) == nil && entry.Msg == "the database accepts connections" {
+					t.Logf("%s's sidecar backs up the database at %s", p, entry.Address)
+				}
+			}
+		}
+	})
+
+	t.Run("the same metrics port: the scheduler keeps the second pod off the node", func(t *testing.T) {
+		// The sidecar declares its metrics port, which in a host-network pod is a host port (the API server
+		// defaults hostPort), and the scheduler counts a native sidecar's host ports: two such pods never share
+		// a node, so the second one pinned there waits, Pending, instead of running with its metrics unserved.
+		a, b := c.hostDB(ns, "shared-a", node, 5432, 9883), c.hostDB(ns, "shared-b", node, 5433, 9883)
+		createPod(t, a)
+		waitReady(t, ns, a.Name)
+		createPod(t, b)
+		eventually(t, time.Minute, "the scheduler to say "+b.Name+" finds no free port on "+node, func() (bool, error) {
+			var pod corev1.Pod
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(b), &pod); err != nil {
+				return false, err
+			}
+			if pod.Spec.NodeName != "" {
+				t.Fatalf("%s was bound to %s beside %s, both with metrics port 9883", b.Name, pod.Spec.NodeName, a.Name)
+			}
+			evs, err := c.clientset.CoreV1().Events(ns).List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + b.Name})
+			if err != nil {
+				return false, err
+			}
+			var msgs []string
+			for _, e := range evs.Items {
+				if e.Reason == "FailedScheduling" && strings.Contains(e.Message, "free ports") {
+					return true, nil
+				}
+				msgs = append(msgs, e.Reason+": "+e.Message)
+			}
+			return false, fmt.Errorf("events: %v", msgs)
+		})
+		steady(t, ns, 10*time.Second, a.Name)
+		// The port is all that keeps it off: once the first pod is gone, the second one starts there.
+		if err := k8s.Delete(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if got := waitReady(t, ns, b.Name); got.Spec.NodeName != node {
+			t.Errorf("%s runs on %s, want %s", b.Name, got.Spec.NodeName, node)
+		}
+	})
+
+	t.Run("a metrics port another process holds on the node: the sidecar keeps running and backing up", func(t *testing.T) {
+		// What tandem cannot know at admission, nor the scheduler: a process on the node that listens on the
+		// port without declaring it (here busybox httpd, in a host-network pod with no ports).
+		const port = 9884
+		holder := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "port-holder", Namespace: ns}, Spec: corev1.PodSpec{
+			HostNetwork: true, NodeSelector: map[string]string{"kubernetes.io/hostname": node},
+			TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers: []corev1.Container{{Name: "httpd", Image: c.busyboxImage, ImagePullPolicy: corev1.PullNever,
+				Command:        []string{"httpd", "-f", "-p", fmt.Sprint(port), "-h", "/tmp"},
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(port)}}, PeriodSeconds: 1}}},
+		}}
+		createPod(t, holder)
+		waitReady(t, ns, holder.Name)
+		db := c.hostDB(ns, "crowded-db", node, 5432, port)
+		createPod(t, db)
+		waitReady(t, ns, db.Name)
+
+		// It cannot bind, says so, and backs up all the same.
+		eventually(t, 3*time.Minute, "the sidecar to log that it cannot serve its metrics, and then an upload", func() (bool, error) {
+			log, err := c.sidecarLog(ctx, ns, db.Name)
+			i := strings.Index(log, "cannot serve /metrics and /healthz; backups go on")
+			return i >= 0 && strings.Contains(log[i:], `"msg":"uploaded"`), fmt.Errorf("%v; log:\n%s", err, log)
+		})
+		steady(t, ns, 30*time.Second, db.Name)
+
+		// Once the port is free, the sidecar serves it, without a restart, and has counted the failures.
+		if err := k8s.Delete(ctx, holder); err != nil {
+			t.Fatal(err)
+		}
+		var n float64
+		eventually(t, 3*time.Minute, "the sidecar to serve /metrics on the freed port", func() (bool, error) {
+			var err error
+			n, err = c.failures(ctx, ns, db.Name, port, "metrics")
+			return err == nil && n > 0, err
+		})
+		if up, err := c.failures(ctx, ns, db.Name, port, "upload"); err != nil || up != 0 {
+			t.Errorf("upload failures: %v (%v)", up, err)
+		}
+		steady(t, ns, 5*time.Second, db.Name)
+		t.Logf(`tandem_backup_failures_total{stage="metrics"} %v`, n)
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -633,15 +634,18 @@ func steady(t *testing.T, ns string, d time.Duration, pods ...string) {
 // sidecarHTTP asks a pod's backup sidecar for path on port through the API server's pod proxy (the backup image
 // has no HTTP client to exec), and returns the status code and the body.
 func (c *clusterEnv) sidecarHTTP(ctx context.Context, ns, pod string, port int32, path string) (int, string, error) {
-	res := c.clientset.CoreV1().RESTClient().Get().Namespace(ns).Resource("pods").
-		Name(fmt.Sprintf("http:%s:%d", pod, port)).SubResource("proxy").Suffix(path).Do(ctx)
-	var code int
-	res.StatusCode(&code)
-	body, err := res.Raw()
-	if code == 0 {
-		return 0, "", err // no answer at all
+	body, err := c.clientset.CoreV1().RESTClient().Get().Namespace(ns).Resource("pods").
+		Name(fmt.Sprintf("http:%s:%d", pod, port)).SubResource("proxy").Suffix(path).DoRaw(ctx)
+	if err == nil {
+		return 200, string(body), nil
 	}
-	return code, string(body), nil
+	// An answer that is not 2xx (the sidecar's 503 from /healthz) comes back as a StatusError with the sidecar's
+	// code and body.
+	var status *apierrors.StatusError
+	if errors.As(err, &status) && status.ErrStatus.Code != 0 {
+		return int(status.ErrStatus.Code), string(body), nil
+	}
+	return 0, "", err // no answer at all
 }
 
 // metric reads a sample from a /metrics body: name with its labels as written, tandem_backup_failures_total{stage="upload"}.

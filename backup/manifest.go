@@ -68,11 +68,7 @@ func readLocalManifest(dir, name string) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m Manifest
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, fmt.Errorf("%s is not a manifest: %w", manifestName(name), err)
-	}
-	return &m, nil
+	return decodeManifest(data, name)
 }
 
 func manifestName(backup string) string { return backup + manifestSuffix }
@@ -101,6 +97,11 @@ func readManifest(ctx context.Context, b objstore.Bucket, name string) (*Manifes
 	if err != nil {
 		return nil, err
 	}
+	return decodeManifest(data, name)
+}
+
+// decodeManifest reads and checks the manifest of the backup name.
+func decodeManifest(data []byte, name string) (*Manifest, error) {
 	var m Manifest
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("%s is not a manifest: %w", manifestName(name), err)

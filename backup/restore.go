@@ -39,22 +39,21 @@ type RestoreOptions struct {
 // match is refused, and the restore checks the SHA-256 again as it streams (postgres: a mismatch there aborts
 // the transaction). The backup is never held in memory or written to disk.
 func Restore(ctx context.Context, cfg Config, opts RestoreOptions, log logr.Logger) error {
-	loc, name, err := resolveFrom(cfg.Location, opts.From)
-	if err != nil {
-		return fmt.Errorf("--from: %w", err)
-	}
-	if err := prepareRestoreConfig(&cfg, loc); err != nil {
-		return err
-	}
-	eng := engines[cfg.Engine]
-	bucket, err := objstore.Open(ctx, loc)
+	loc, name, err := prepareFrom(&cfg, opts.From)
 	if err != nil {
 		return err
 	}
-	if name, err = chooseBackup(ctx, bucket, loc, eng, cfg.baseName(), name); err != nil {
+	// Read now, so that an unreadable password file fails before the store is even asked.
+	password, err := cfg.password()
+	if err != nil {
 		return err
 	}
-	url := loc.ObjectURL(name)
+	cfg.Password, cfg.PasswordFile = password, ""
+	b, err := locate(ctx, cfg, loc, name)
+	if err != nil {
+		return err
+	}
+	bucket, eng, name, url := b.bucket, b.eng, b.name, b.url
 	sum, err := checkAgainstManifest(ctx, bucket, name, url, opts.Unverified, log)
 	if err != nil {
 		return err
@@ -91,21 +90,37 @@ func Restore(ctx context.Context, cfg Config, opts RestoreOptions, log logr.Logg
 	return nil
 }
 
-// prepareRestoreConfig completes cfg for a restore from loc and checks it.
-func prepareRestoreConfig(cfg *Config, loc Location) error {
+// located is the one backup a restore or a verification reads.
+type located struct {
+	bucket    objstore.Bucket
+	eng       *engine
+	name, url string
+}
+
+// prepareFrom reads --from (from) and completes and checks cfg for it: the location, and the backup's name (empty
+// for the latest).
+func prepareFrom(cfg *Config, from string) (Location, string, error) {
+	loc, name, err := resolveFrom(cfg.Location, from)
+	if err != nil {
+		return Location{}, "", fmt.Errorf("--from: %w", err)
+	}
 	if cfg.Location == "" {
 		cfg.Location = loc.String() // a full URL needs no BACKUP_LOCATION
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
-	// Read now, so that an unreadable password file fails before the download.
-	password, err := cfg.password()
+	return loc, name, cfg.Validate()
+}
+
+// locate chooses the backup at loc that prepareFrom named: that one, or the latest.
+func locate(ctx context.Context, cfg Config, loc Location, name string) (located, error) {
+	eng := engines[cfg.Engine]
+	bucket, err := objstore.Open(ctx, loc)
 	if err != nil {
-		return err
+		return located{}, err
 	}
-	cfg.Password, cfg.PasswordFile = password, ""
-	return nil
+	if name, err = chooseBackup(ctx, bucket, loc, eng, cfg.baseName(), name); err != nil {
+		return located{}, err
+	}
+	return located{bucket: bucket, eng: eng, name: name, url: loc.ObjectURL(name)}, nil
 }
 
 // chooseBackup is the backup to restore: name, which must be one eng restores, or when name is empty the newest

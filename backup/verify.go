@@ -16,8 +16,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/wait"
-
-	"github.com/tandem-dev/tandem/backup/objstore"
 )
 
 // Verification restores a backup into a throwaway database server that tandem starts itself (a data directory in
@@ -40,28 +38,18 @@ type VerifyResult struct {
 // server and compares the tables and their rows with the manifest. A backup without a manifest cannot be
 // verified; postgres backups only, for now.
 func Verify(ctx context.Context, cfg Config, opts RestoreOptions, log logr.Logger) (*VerifyResult, error) {
-	loc, name, err := resolveFrom(cfg.Location, opts.From)
-	if err != nil {
-		return nil, fmt.Errorf("--from: %w", err)
+	if cfg.Engine != "postgres" && cfg.Engine != "" {
+		return nil, fmt.Errorf("tandem verifies postgres backups; %s backups are checked against their manifest by restore, not verified", cfg.Engine)
 	}
-	if cfg.Location == "" {
-		cfg.Location = loc.String()
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	eng := engines[cfg.Engine]
-	if eng.name != "postgres" {
-		return nil, fmt.Errorf("tandem verifies postgres backups; %s backups are checked against their manifest by restore, not verified", eng.name)
-	}
-	bucket, err := objstore.Open(ctx, loc)
+	loc, name, err := prepareFrom(&cfg, opts.From)
 	if err != nil {
 		return nil, err
 	}
-	if name, err = chooseBackup(ctx, bucket, loc, eng, cfg.baseName(), name); err != nil {
+	b, err := locate(ctx, cfg, loc, name)
+	if err != nil {
 		return nil, err
 	}
-	url := loc.ObjectURL(name)
+	bucket, eng, name, url := b.bucket, b.eng, b.name, b.url
 	m, err := readManifest(ctx, bucket, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", url, err)

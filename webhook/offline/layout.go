@@ -146,15 +146,10 @@ func (t *yamlText) style() style {
 }
 
 func (t *yamlText) apply(op jsonpatch.Operation, st style) ([]byte, error) {
-	segments, err := patch.Split(op.Path)
+	parent, key, v, err := target(t.root, op)
 	if err != nil {
 		return nil, err
 	}
-	parent, err := find(t.root, segments[:len(segments)-1])
-	if err != nil {
-		return nil, err
-	}
-	key := segments[len(segments)-1]
 	switch parent.Kind {
 	case yaml.MappingNode:
 		i := entry(parent, key)
@@ -162,16 +157,34 @@ func (t *yamlText) apply(op jsonpatch.Operation, st style) ([]byte, error) {
 		case op.Operation == "remove" && i >= 0:
 			return t.removeEntry(parent, i)
 		case (op.Operation == "add" || op.Operation == "replace") && i >= 0:
-			return t.replaceValue(parent, i, op.Value, st)
+			return t.replaceValue(parent, i, v, st)
 		case op.Operation == "add":
-			return t.addEntry(parent, key, op.Value, st)
+			return t.addTo(parent, pair(key, v), st)
 		}
 	case yaml.SequenceNode:
 		if op.Operation == "add" && (key == "-" || key == strconv.Itoa(len(parent.Content))) {
-			return t.appendItem(parent, op.Value, st)
+			return t.addTo(parent, &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{v}}, st)
 		}
 	}
 	return nil, layoutError("not an operation the text edit carries out")
+}
+
+// target returns the collection below root that op changes, the key or index op names in it, and op's value
+// as a node (nil for a remove).
+func target(root *yaml.Node, op jsonpatch.Operation) (parent *yaml.Node, key string, v *yaml.Node, err error) {
+	segments, err := patch.Split(op.Path)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if parent, err = find(root, segments[:len(segments)-1]); err != nil {
+		return nil, "", nil, err
+	}
+	if op.Operation != "remove" {
+		if v, err = valueNode(op.Value); err != nil {
+			return nil, "", nil, err
+		}
+	}
+	return parent, segments[len(segments)-1], v, nil
 }
 
 // find returns the node at path below n.
@@ -206,38 +219,16 @@ func entry(m *yaml.Node, key string) int {
 	return -1
 }
 
-func (t *yamlText) addEntry(m *yaml.Node, key string, value any, st style) ([]byte, error) {
-	v, err := valueNode(value)
-	if err != nil {
-		return nil, err
+// addTo adds node's one entry (c a mapping) or item (c a sequence) after the last of the collection c.
+func (t *yamlText) addTo(c *yaml.Node, node *yaml.Node, st style) ([]byte, error) {
+	if c.Style&yaml.FlowStyle != 0 || len(c.Content) == 0 {
+		return t.flowInsert(c, node)
 	}
-	node := pair(key, v)
-	if m.Style&yaml.FlowStyle != 0 || len(m.Content) == 0 {
-		return t.flowInsert(m, node)
+	col := c.Content[0].Column - 1 // a block mapping's keys
+	if c.Kind == yaml.SequenceNode {
+		col = c.Column - 1 // a block sequence's position is its first dash
 	}
-	col := m.Content[0].Column - 1
-	p, err := t.end(m.Content[len(m.Content)-1], col)
-	if err != nil {
-		return nil, err
-	}
-	text, err := st.block(node)
-	if err != nil {
-		return nil, err
-	}
-	return t.insert(p, indent(text, col, true)), nil
-}
-
-func (t *yamlText) appendItem(s *yaml.Node, value any, st style) ([]byte, error) {
-	v, err := valueNode(value)
-	if err != nil {
-		return nil, err
-	}
-	node := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{v}}
-	if s.Style&yaml.FlowStyle != 0 || len(s.Content) == 0 {
-		return t.flowInsert(s, node)
-	}
-	col := s.Column - 1 // a block sequence's position is its first dash
-	p, err := t.end(s, col)
+	p, err := t.end(c, col)
 	if err != nil {
 		return nil, err
 	}
@@ -248,12 +239,8 @@ func (t *yamlText) appendItem(s *yaml.Node, value any, st style) ([]byte, error)
 	return t.insert(p, indent(text, col, true)), nil
 }
 
-func (t *yamlText) replaceValue(m *yaml.Node, i int, value any, st style) ([]byte, error) {
+func (t *yamlText) replaceValue(m *yaml.Node, i int, v *yaml.Node, st style) ([]byte, error) {
 	k, old := m.Content[2*i], m.Content[2*i+1]
-	v, err := valueNode(value)
-	if err != nil {
-		return nil, err
-	}
 	start := t.offset(old)
 	switch {
 	case old.Kind == yaml.ScalarNode && old.Tag == "!!null" && old.Value == "" && m.Style&yaml.FlowStyle == 0:
@@ -720,21 +707,10 @@ func patchNode(root *yaml.Node, ops []jsonpatch.Operation) error {
 }
 
 func patchOne(root *yaml.Node, op jsonpatch.Operation) error {
-	segments, err := patch.Split(op.Path)
+	parent, key, v, err := target(root, op)
 	if err != nil {
 		return err
 	}
-	parent, err := find(root, segments[:len(segments)-1])
-	if err != nil {
-		return err
-	}
-	var v *yaml.Node
-	if op.Operation != "remove" {
-		if v, err = valueNode(op.Value); err != nil {
-			return err
-		}
-	}
-	key := segments[len(segments)-1]
 	switch parent.Kind {
 	case yaml.MappingNode:
 		i := entry(parent, key)

@@ -2,13 +2,11 @@ package offline
 
 import (
 	"fmt"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/tandem-dev/tandem/internal/patch"
-	"github.com/tandem-dev/tandem/webhook/podinject"
 	"github.com/tandem-dev/tandem/webhook/workload"
 )
 
@@ -27,22 +25,9 @@ func (in mutators) injectPod(obj map[string]any, path []string, kind, prefix str
 	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(tmpl, &pod); err != nil {
 		return false, nil, fmt.Errorf("decoding its pod: %w", err)
 	}
-	plan, err := in.pods.Plan(&pod.ObjectMeta, &pod.Spec)
-	problem, warning := workload.Members(obj, kind, pod.Annotations, err == nil && plan.Outcome == podinject.Injected)
-	if problem != "" {
-		refusal := &podinject.Refusal{Problems: []string{problem}}
-		if r, ok := err.(*podinject.Refusal); ok {
-			refusal.Problems = append(slices.Clip(r.Problems), problem)
-		} else if err != nil {
-			return false, nil, err
-		}
-		return false, nil, refusal
-	}
+	plan, err := workload.PlanTemplate(in.pods, obj, kind, &pod)
 	if err != nil {
 		return false, nil, err
-	}
-	if warning != "" {
-		plan.Warnings = append(plan.Warnings, warning)
 	}
 	ops := plan.Patch("", &pod.ObjectMeta, &pod.Spec)
 	if len(ops) == 0 {

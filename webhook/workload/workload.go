@@ -71,28 +71,41 @@ func Check(in *podinject.Injector, obj map[string]any, group, kind string) (Resu
 		}
 	}
 	res := Result{Warnings: Misplaced(obj, group, kind)}
-	plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
-	problem, warning := Members(obj, kind, pod.Annotations, err == nil && plan.Outcome == podinject.Injected)
+	plan, err := PlanTemplate(in, obj, kind, &pod)
 	if err != nil {
 		refusal, ok := err.(*podinject.Refusal)
 		if !ok {
 			return Result{}, err
 		}
-		if problem != "" {
-			refusal = &podinject.Refusal{Problems: append(slices.Clip(refusal.Problems), problem)}
-		}
 		res.Refusal = refusal
 		return res, nil
 	}
-	if problem != "" {
-		res.Refusal = &podinject.Refusal{Problems: []string{problem}}
-		return res, nil
-	}
 	res.Warnings = append(plan.Warnings, res.Warnings...)
-	if warning != "" {
-		res.Warnings = append(res.Warnings, warning)
-	}
 	return res, nil
+}
+
+// PlanTemplate plans the pods of obj's pod template (pod, decoded from it) as the pod injector would, with the
+// check only a workload allows (Members): the plan, its warning among the plan's, or a Refusal with its problem
+// beside the injector's.
+func PlanTemplate(in *podinject.Injector, obj map[string]any, kind string, pod *corev1.PodTemplateSpec) (*podinject.Plan, error) {
+	plan, err := in.Plan(&pod.ObjectMeta, &pod.Spec)
+	refusal, refused := err.(*podinject.Refusal)
+	if err != nil && !refused {
+		return nil, err
+	}
+	problem, warning := Members(obj, kind, pod.Annotations, err == nil && plan.Outcome == podinject.Injected)
+	switch {
+	case problem != "" && refused:
+		return nil, &podinject.Refusal{Problems: append(slices.Clip(refusal.Problems), problem)}
+	case problem != "":
+		return nil, &podinject.Refusal{Problems: []string{problem}}
+	case err != nil:
+		return nil, err
+	}
+	if warning != "" {
+		plan.Warnings = append(plan.Warnings, warning)
+	}
+	return plan, nil
 }
 
 // Members checks tandem.dev/backup-members on the pod template of obj, a workload of this kind whose

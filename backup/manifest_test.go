@@ -92,13 +92,7 @@ func TestADumpCutShortIsNotABackup(t *testing.T) {
 // landed.
 func TestRestoreRefusesABackupThatDoesNotMatchItsManifest(t *testing.T) {
 	must := mustSQL(t)
-	db, dir, prefix := dbFor(t, "db"), t.TempDir(), prefixFor(t)
-	must(pg.SQL("postgres", "CREATE DATABASE "+db))
-	must(pg.SQL(db, pgSchema))
-	env := pgEnv(db, prefix, dir)
-	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
-		t.Fatalf("backup --once exited %d", code)
-	}
+	db, dir, prefix, env := backedUpPostgres(t, pgSchema)
 	name := backupFiles(dirFiles(t, dir))[0]
 	must(pg.SQL(db, "DELETE FROM items WHERE id > 10"))
 	before := must(pg.SQL(db, pgDigest))
@@ -178,13 +172,7 @@ func TestASuspectDumpIsKeptButNeverTheLatest(t *testing.T) {
 // whose row count the restored copy does not have fails it, saying which table.
 func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
 	must := mustSQL(t)
-	db, dir, prefix := dbFor(t, "db"), t.TempDir(), prefixFor(t)
-	must(pg.SQL("postgres", "CREATE DATABASE "+db))
-	must(pg.SQL(db, pgSchema+`; CREATE TABLE "Order Lines" (id int); INSERT INTO "Order Lines" VALUES (1), (2);`))
-	env := pgEnv(db, prefix, dir)
-	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
-		t.Fatalf("backup --once exited %d", code)
-	}
+	db, dir, prefix, env := backedUpPostgres(t, pgSchema+`; CREATE TABLE "Order Lines" (id int); INSERT INTO "Order Lines" VALUES (1), (2);`)
 	before := must(pg.SQL(db, pgDigest))
 	code, out := tandemRun(t, env, "verify", "--from", "latest")
 	if code != 0 || !strings.Contains(out, `"msg":"verified"`) || !strings.Contains(out, `"table":"public.\"Order Lines\"","rows":2`) {
@@ -217,14 +205,7 @@ func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
 // TestVerifyStoppedHalfWayLeavesNothing: SIGTERM while tandem verify runs leaves no server process and no data
 // directory behind.
 func TestVerifyStoppedHalfWayLeavesNothing(t *testing.T) {
-	must := mustSQL(t)
-	db, dir, prefix := dbFor(t, "db"), t.TempDir(), prefixFor(t)
-	must(pg.SQL("postgres", "CREATE DATABASE "+db))
-	must(pg.SQL(db, pgSchema))
-	env := pgEnv(db, prefix, dir)
-	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
-		t.Fatalf("backup --once exited %d", code)
-	}
+	_, dir, _, env := backedUpPostgres(t, pgSchema)
 	r := startTandem(t, env, "verify", "--from", "latest")
 	eventually(t, 30*time.Second, "the throwaway server starts", func() bool {
 		return strings.Contains(r.stderr.String(), "throwaway server started")
@@ -257,4 +238,19 @@ func noScratchLeft(t *testing.T, dir string) {
 			t.Errorf("a throwaway server's process is left: %s", strings.ReplaceAll(string(b), "\x00", " "))
 		}
 	}
+}
+
+// backedUpPostgres makes a PostgreSQL database of the test's own with schema and takes one backup of it with
+// tandem backup --once, into dir and the bucket's prefix; env is the sidecar's environment for it.
+func backedUpPostgres(t *testing.T, schema string) (db, dir, prefix string, env []string) {
+	t.Helper()
+	must := mustSQL(t)
+	db, dir, prefix = dbFor(t, "db"), t.TempDir(), prefixFor(t)
+	must(pg.SQL("postgres", "CREATE DATABASE "+db))
+	must(pg.SQL(db, schema))
+	env = pgEnv(db, prefix, dir)
+	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
+		t.Fatalf("backup --once exited %d", code)
+	}
+	return db, dir, prefix, env
 }

@@ -32,25 +32,38 @@ type Runner struct {
 	uploadBackoff, passBackoff wait.Backoff
 	// databaseWait is how long Run waits for the database before its first dump.
 	databaseWait time.Duration
-	// previous is the manifest of the last backup, which the next dump's size is compared with; read from the
-	// directory at the first dump.
-	previous       *Manifest
-	previousLoaded bool
+	// previous and lastVerified are the manifests of the last backup and of the last one that passed
+	// verification; the next dump's size is compared with the latter, or the former when none passed. Read from
+	// the directory at the first dump.
+	previous, lastVerified *Manifest
+	previousLoaded         bool
+	// verifiedAt is when this sidecar last verified a backup, for a verification period.
+	verifiedAt time.Time
 }
 
-// lastBackup returns the manifest of the newest backup, from the directory the first time.
-func (r *Runner) lastBackup() *Manifest {
+// sizeReference returns the manifest the next dump's size is compared with, and what it is.
+func (r *Runner) sizeReference() (*Manifest, string) {
 	if !r.previousLoaded {
 		r.previousLoaded = true
 		backups, _ := listLocal(r.cfg.Dir)
 		for _, b := range backups {
-			if m, err := readLocalManifest(r.cfg.Dir, b.name); err == nil && m != nil {
+			m, err := readLocalManifest(r.cfg.Dir, b.name)
+			if err != nil || m == nil {
+				continue
+			}
+			if r.previous == nil {
 				r.previous = m
+			}
+			if m.passed() {
+				r.lastVerified = m
 				break
 			}
 		}
 	}
-	return r.previous
+	if r.lastVerified != nil {
+		return r.lastVerified, "the last verified backup"
+	}
+	return r.previous, "the backup before it"
 }
 
 // DatabaseWait is how long the sidecar waits, before its first dump, for the database to accept connections. A
@@ -121,8 +134,12 @@ func (r *Runner) Once(ctx context.Context) error {
 	if landed > 0 {
 		_, _ = r.applyRetention(ctx) // logged and counted; a backup that landed is a success
 	}
+	var verifyErr error
+	if landed > 0 {
+		verifyErr = r.verifyStep(ctx)
+	}
 	pruneErr := r.pruneStep()
-	return errors.Join(dumpErr, uploadErr, pruneErr)
+	return errors.Join(dumpErr, uploadErr, verifyErr, pruneErr)
 }
 
 // Run takes a backup every Interval until ctx is cancelled, which is not an error. A dump that fails is tried
@@ -179,6 +196,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		pending, landed, _ := r.uploadPending(ctx)
 		if landed > 0 && ctx.Err() == nil {
 			_, _ = r.applyRetention(ctx)
+			_ = r.verifyStep(ctx) // logged and counted
 		}
 		if ctx.Err() != nil {
 			_ = r.pruneStep() // local and quick: what landed before the stop is pruned as usual

@@ -61,9 +61,33 @@ type Config struct {
 	UploadRetryFor time.Duration
 	// MetricsAddr is the address of /metrics and /healthz; empty or "0" serves nothing.
 	MetricsAddr string
-	// SuspectBelowPercent makes a dump suspect when it is smaller than this percentage of the backup before it
-	// (0: never).
+	// SuspectBelowPercent makes a dump suspect when it is smaller than this percentage of the last verified
+	// backup, or of the backup before it when none is verified (0: never).
 	SuspectBelowPercent int
+	// Verify is when the sidecar verifies its backups: VerifyEach (after each backup that lands), a Go
+	// duration (after a backup, at most once per that period), or VerifyOff.
+	Verify string
+	// VerifyQueries are the user's checks of a restored copy: SQL queries that must each return true.
+	VerifyQueries []string
+}
+
+// The values of Config.Verify besides a period.
+const (
+	VerifyEach = "each"
+	VerifyOff  = "off"
+)
+
+// verifyPeriod is the least time between two verifications (0: after each backup), and false when the sidecar
+// does not verify.
+func (c *Config) verifyPeriod() (time.Duration, bool) {
+	switch c.Verify {
+	case VerifyOff:
+		return 0, false
+	case VerifyEach, "":
+		return 0, true
+	}
+	d, err := time.ParseDuration(c.Verify)
+	return d, err == nil && d > 0
 }
 
 // DefaultConfig is the configuration before the environment and flags are applied.
@@ -75,6 +99,7 @@ func DefaultConfig() Config {
 		Keep:                3,
 		UploadRetryFor:      15 * time.Minute,
 		SuspectBelowPercent: 50,
+		Verify:              VerifyEach,
 	}
 }
 
@@ -95,6 +120,8 @@ func (c *Config) settings() []setting {
 		{env: contract.EnvRemoteKeep, flag: "remote-keep", usage: "how many backups of the database to keep at the location, newest first; older ones are deleted after each upload (0: keep all)", value: (*intValue)(&c.RemoteKeep)},
 		{env: contract.EnvRemoteMaxAge, flag: "remote-max-age", usage: "delete backups of the database at the location older than this Go duration (by the timestamp in their names) after each upload; the newest is always kept (0: no limit)", value: (*durationValue)(&c.RemoteMaxAge)},
 		{env: contract.EnvSuspectBelowPercent, flag: "suspect-below-percent", usage: "a dump smaller than this percentage of the backup before it is suspect: kept and uploaded, but never the latest and never counted by retention (0: off)", value: (*intValue)(&c.SuspectBelowPercent)},
+		{env: contract.EnvVerify, flag: "verify", usage: "when the sidecar verifies its backups, restoring each into a throwaway server: each (after every backup that lands), a Go duration such as 24h (at most once per that period), or off", value: (*stringValue)(&c.Verify)},
+		{env: contract.EnvVerifyQueries, flag: "verify-queries", usage: "checks of a verified backup's restored copy: SQL queries, one per line, that must each return true (t, true or 1)", value: (*linesValue)(&c.VerifyQueries)},
 		{env: contract.EnvUploadRetryFor, flag: "upload-retry-for", usage: "how long a failed upload is retried with backoff before the backup is left for the next pass", value: (*durationValue)(&c.UploadRetryFor)},
 		{env: contract.EnvMetricsBindAddress, flag: "metrics-bind-address", usage: `address of /metrics and /healthz ("0" or empty serves nothing)`, value: (*stringValue)(&c.MetricsAddr)},
 		{env: contract.EnvDatabaseHost, flag: "host", usage: "database host", value: (*stringValue)(&c.Host)},
@@ -206,6 +233,9 @@ func (c *Config) Validate() error {
 	if c.SuspectBelowPercent < 0 || c.SuspectBelowPercent > 100 {
 		bad("BACKUP_SUSPECT_BELOW_PERCENT", "suspect-below-percent", "%d is not a percentage from 0 (off) to 100", c.SuspectBelowPercent)
 	}
+	if _, ok := c.verifyPeriod(); !ok && c.Verify != VerifyOff {
+		bad("BACKUP_VERIFY", "verify", "%q is not each, off, or a positive Go duration such as 24h", c.Verify)
+	}
 	if c.Members != "" && !slices.Contains(contract.Members, c.Members) {
 		bad("BACKUP_MEMBERS", "members", "%q is not one of %s", c.Members, strings.Join(contract.Members, ", "))
 	}
@@ -250,6 +280,20 @@ func (i *intValue) Set(v string) error {
 		return fmt.Errorf("%q is not a whole number", v)
 	}
 	*i = intValue(n)
+	return nil
+}
+
+// linesValue is a list given one item per line; blank lines are left out.
+type linesValue []string
+
+func (l *linesValue) String() string { return strings.Join(*l, "\n") }
+func (l *linesValue) Set(v string) error {
+	*l = nil
+	for _, line := range strings.Split(v, "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			*l = append(*l, line)
+		}
+	}
 	return nil
 }
 

@@ -55,7 +55,8 @@ func (r *Runner) dump(ctx context.Context, started time.Time) (*Manifest, error)
 	if r.cfg.Database != "" {
 		m.Databases = []string{r.cfg.Database}
 	}
-	m.Suspect = suspicion(m.DumpBytes, r.lastBackup(), r.cfg.SuspectBelowPercent)
+	ref, what := r.sizeReference()
+	m.Suspect = suspicion(m.DumpBytes, ref, what, r.cfg.SuspectBelowPercent)
 	// The manifest first: a backup file is never without one.
 	if err := writeLocalManifest(r.cfg.Dir, m); err != nil {
 		out.discard()

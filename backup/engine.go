@@ -105,6 +105,10 @@ func postgresConn(c *Config) []string {
 }
 
 func mysqlConn(c *Config) []string {
+	if strings.HasPrefix(c.Host, "/") {
+		// A host that is a path is the server's socket (a throwaway server's, when tandem verifies).
+		return []string{"--protocol=SOCKET", "--socket=" + c.Host, "--user=" + c.user()}
+	}
 	// TCP even to localhost: the sidecar shares the database's network, not its socket file.
 	return []string{"--protocol=TCP", "--host=" + c.Host, "--port=" + strconv.Itoa(c.port()), "--user=" + c.user()}
 }

@@ -280,18 +280,20 @@ func cleanEnv() []string {
 }
 
 // pgEnv is the sidecar's environment for database db in the shared PostgreSQL, backing up to the shared bucket
-// under prefix, with dir as BACKUP_DIR.
+// under prefix, with dir as BACKUP_DIR. It does not verify (BACKUP_VERIFY=off): the verification tests append
+// BACKUP_VERIFY=each, which wins.
 func pgEnv(db, prefix, dir string) []string {
 	return []string{"BACKUP_ENGINE=postgres", "DATABASE_HOST=127.0.0.1", "DATABASE_PORT=" + strconv.Itoa(pg.Port),
 		"DATABASE_USER=postgres", "DATABASE_PASSWORD=" + pgPassword, "DATABASE_NAME=" + db,
-		"BACKUP_LOCATION=s3://" + bucket + "/" + prefix, "BACKUP_DIR=" + dir, "BACKUP_INTERVAL=24h"}
+		"BACKUP_LOCATION=s3://" + bucket + "/" + prefix, "BACKUP_DIR=" + dir, "BACKUP_INTERVAL=24h", "BACKUP_VERIFY=off"}
 }
 
-// mariaEnv is the sidecar's environment for the MariaDB database db, backing up to prefix in the test bucket.
+// mariaEnv is the sidecar's environment for the MariaDB database db, backing up to prefix in the test bucket,
+// without verifying, as pgEnv.
 func mariaEnv(db, prefix, dir string) []string {
 	return []string{"BACKUP_ENGINE=mysql", "DATABASE_HOST=127.0.0.1", "DATABASE_PORT=" + itoa(maria.Port),
 		"DATABASE_USER=" + mariaUser, "DATABASE_PASSWORD=" + mariaPassword, "DATABASE_NAME=" + db,
-		"BACKUP_LOCATION=s3://" + bucket + "/" + prefix, "BACKUP_DIR=" + dir}
+		"BACKUP_LOCATION=s3://" + bucket + "/" + prefix, "BACKUP_DIR=" + dir, "BACKUP_VERIFY=off"}
 }
 
 // prefixFor is a bucket prefix of the test's own.

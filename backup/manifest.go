@@ -46,17 +46,19 @@ type Manifest struct {
 	// Suspect says why the backup is suspect (a dump much smaller than the one before it): it is kept, but never
 	// the latest, and retention does not count it. Empty when it is not.
 	Suspect string `json:"suspect,omitempty"`
+	// Verification is the result of the backup's last verification (nil: never verified).
+	Verification *Verification `json:"verification,omitempty"`
 }
 
-// suspicion says why a dump of dumpBytes is suspect next to prev, the backup before it (nil: none known), or ""
-// when it is not. Compared with the backup before, a database that really shrank makes one suspect backup, not
-// all the ones after it.
-func suspicion(dumpBytes int64, prev *Manifest, percent int) string {
-	if prev == nil || percent <= 0 || dumpBytes*100 >= prev.DumpBytes*int64(percent) {
+// suspicion says why a dump of dumpBytes is suspect next to ref (what: which backup it is; nil: none known), or
+// "" when it is not. ref is the last verified backup, or the backup before when none is: a database that really
+// shrank makes one suspect backup, which verifies, and the ones after it are compared with that one.
+func suspicion(dumpBytes int64, ref *Manifest, what string, percent int) string {
+	if ref == nil || percent <= 0 || dumpBytes*100 >= ref.DumpBytes*int64(percent) {
 		return ""
 	}
-	return fmt.Sprintf("the dump has %d bytes, %d%% of the %d of %s, the backup before it (below %d%%: BACKUP_SUSPECT_BELOW_PERCENT)",
-		dumpBytes, dumpBytes*100/max(prev.DumpBytes, 1), prev.DumpBytes, prev.Name, percent)
+	return fmt.Sprintf("the dump has %d bytes, %d%% of the %d of %s, %s (below %d%%: BACKUP_SUSPECT_BELOW_PERCENT)",
+		dumpBytes, dumpBytes*100/max(ref.DumpBytes, 1), ref.DumpBytes, ref.Name, what, percent)
 }
 
 // readLocalManifest reads the manifest of the backup name in dir; nil, with no error, when it has none.

@@ -23,6 +23,10 @@ type Metrics struct {
 	failures    *prometheus.CounterVec
 	active      prometheus.Gauge
 	suspect     prometheus.Counter
+	// lastVerified, verifyDuration and verifyFailures are the verifications' results.
+	lastVerified   prometheus.Gauge
+	verifyDuration prometheus.Gauge
+	verifyFailures *prometheus.CounterVec
 
 	mu       sync.Mutex
 	started  time.Time
@@ -33,6 +37,8 @@ type Metrics struct {
 	blocked error
 	// idle is set when this pod is not the member of its workload that backs up.
 	idle bool
+	// unverified is why the last verification did not pass, or nil.
+	unverified error
 }
 
 type dumpInfo struct {
@@ -56,6 +62,12 @@ func NewMetrics(interval time.Duration) *Metrics {
 			Help: "Dumps that were whole but much smaller than the backup before them (BACKUP_SUSPECT_BELOW_PERCENT): kept, never the latest."}),
 		active: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_active",
 			Help: "1 when this sidecar backs up; 0 when it stays idle because another member of its StatefulSet backs up (BACKUP_MEMBERS=first)."}),
+		lastVerified: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_last_verified_timestamp_seconds",
+			Help: "Unix time at which a backup last passed verification: restored into a throwaway server, every table with the rows its manifest recorded, every check true."}),
+		verifyDuration: prometheus.NewGauge(prometheus.GaugeOpts{Name: "tandem_backup_verification_duration_seconds",
+			Help: "Seconds the last verification took, from the start of the restore into the throwaway server until its checks ended."}),
+		verifyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "tandem_backup_verification_failures_total",
+			Help: "Verifications that did not pass, by reason: manifest (none, or unreadable), checksum (the object is not what its manifest recorded), server (the throwaway server did not start), restore (the restore failed), rows (a table missing, or other rows), check (a BACKUP_VERIFY_QUERIES check was not true)."}, []string{"reason"}),
 		started:  time.Now(),
 		interval: interval,
 		dumps:    map[string]dumpInfo{},
@@ -63,8 +75,11 @@ func NewMetrics(interval time.Duration) *Metrics {
 	for _, stage := range []string{"start", "dump", "upload", "prune", "retention", "metrics"} {
 		m.failures.WithLabelValues(stage)
 	}
+	for _, reason := range verifyReasons {
+		m.verifyFailures.WithLabelValues(reason)
+	}
 	m.active.Set(1)
-	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures, m.active, m.suspect)
+	m.registry.MustRegister(m.lastSuccess, m.duration, m.size, m.failures, m.active, m.suspect, m.lastVerified, m.verifyDuration, m.verifyFailures)
 	return m
 }
 
@@ -92,6 +107,30 @@ func (m *Metrics) suspected() {
 	if m != nil {
 		m.suspect.Inc()
 	}
+}
+
+// verified records a verification that passed, which clears the failure of the one before.
+func (m *Metrics) verified(elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unverified = nil
+	m.lastVerified.SetToCurrentTime()
+	m.verifyDuration.Set(elapsed.Seconds())
+}
+
+// verifyFailed records a verification that did not pass, and why: /healthz reports it until one passes.
+func (m *Metrics) verifyFailed(reason string, err error, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.unverified = err
+	m.verifyFailures.WithLabelValues(reason).Inc()
+	m.verifyDuration.Set(elapsed.Seconds())
 }
 
 // setIdle records that this sidecar does not back up: it is healthy without ever succeeding.
@@ -135,8 +174,8 @@ func (m *Metrics) uploaded(name string) {
 	}
 }
 
-// healthy reports an error when the sidecar cannot back up at all, or when the last success, or the start when
-// there was none, is older than two intervals.
+// healthy reports an error when the sidecar cannot back up at all, when the last verification did not pass, or
+// when the last success, or the start when there was none, is older than two intervals.
 func (m *Metrics) healthy(now time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -145,6 +184,9 @@ func (m *Metrics) healthy(now time.Time) error {
 	}
 	if m.idle {
 		return nil
+	}
+	if m.unverified != nil {
+		return fmt.Errorf("the newest backup verified did not pass verification: %w", m.unverified)
 	}
 	since, what := m.started, "no successful backup since the start"
 	if !m.success.IsZero() {

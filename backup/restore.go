@@ -49,7 +49,7 @@ func Restore(ctx context.Context, cfg Config, opts RestoreOptions, log logr.Logg
 		return err
 	}
 	cfg.Password, cfg.PasswordFile = password, ""
-	b, err := locate(ctx, cfg, loc, name)
+	b, err := locate(ctx, cfg, loc, name, log)
 	if err != nil {
 		return err
 	}
@@ -78,16 +78,20 @@ func Restore(ctx context.Context, cfg Config, opts RestoreOptions, log logr.Logg
 	if err != nil {
 		return err
 	}
-	var input io.Reader = backup
-	if eng.name == "postgres" {
-		input = postgresRestoreInput(backup)
-	}
-	n, err := rc.feed(ctx, url, input)
+	n, err := rc.feed(ctx, url, restoreInput(eng, backup))
 	if err != nil {
 		return err
 	}
 	log.Info("restored", "object", url, "sqlBytes", n, "seconds", time.Since(start).Seconds())
 	return nil
+}
+
+// restoreInput is what the engine's restore client reads of backup.
+func restoreInput(eng *engine, backup io.Reader) io.Reader {
+	if eng.name == "postgres" {
+		return postgresRestoreInput(backup)
+	}
+	return backup
 }
 
 // located is the one backup a restore or a verification reads.
@@ -111,32 +115,31 @@ func prepareFrom(cfg *Config, from string) (Location, string, error) {
 }
 
 // locate chooses the backup at loc that prepareFrom named: that one, or the latest.
-func locate(ctx context.Context, cfg Config, loc Location, name string) (located, error) {
+func locate(ctx context.Context, cfg Config, loc Location, name string, log logr.Logger) (located, error) {
 	eng := engines[cfg.Engine]
 	bucket, err := objstore.Open(ctx, loc)
 	if err != nil {
 		return located{}, err
 	}
-	if name, err = chooseBackup(ctx, bucket, loc, eng, cfg.baseName(), name); err != nil {
-		return located{}, err
-	}
-	return located{bucket: bucket, eng: eng, name: name, url: loc.ObjectURL(name)}, nil
-}
-
-// chooseBackup is the backup to restore: name, which must be one eng restores, or when name is empty the newest
-// backup of the database base at loc.
-func chooseBackup(ctx context.Context, bucket objstore.Bucket, loc Location, eng *engine, base, name string) (string, error) {
 	if name != "" {
 		if n, ok := parseBackupName(name); ok && n.ext != eng.ext {
-			return "", fmt.Errorf("%s is a .%s backup, not one %s restores (.%s)", name, n.ext, eng.name, eng.ext)
+			return located{}, fmt.Errorf("%s is a .%s backup, not one %s restores (.%s)", name, n.ext, eng.name, eng.ext)
 		}
-		return name, nil
+		return located{bucket: bucket, eng: eng, name: name, url: loc.ObjectURL(name)}, nil
 	}
-	newest, err := latest(ctx, bucket, base, eng.ext)
+	name, unverified, newer, err := latest(ctx, bucket, cfg.baseName(), eng.ext)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", loc, err)
+		return located{}, fmt.Errorf("%s: %w", loc, err)
 	}
-	return newest, nil
+	b := located{bucket: bucket, eng: eng, name: name, url: loc.ObjectURL(name)}
+	switch {
+	case unverified:
+		log.Info("the latest backup has not been verified: no backup at the location has passed verification", "object", b.url)
+	case newer != "":
+		log.Info("the latest backup is the newest that passed verification; newer ones have not been verified (yet): to take one, name it with --from",
+			"object", b.url, "newestUnverified", newer)
+	}
+	return b, nil
 }
 
 // openBackup opens the object name (at url) and reads it through gunzip; closing what it returns closes the
@@ -234,36 +237,52 @@ func resolveFrom(location, from string) (Location, string, error) {
 	return loc, from, nil
 }
 
-// latest is the name of the newest complete backup (one whose manifest landed) of the database base with
-// extension ext in the bucket that is not suspect, by the timestamp in its name, whichever pod took it (with
-// several pods backing up one database, the newest of any).
-func latest(ctx context.Context, b objstore.Bucket, base, ext string) (string, error) {
+// latest is the backup restore --from latest takes, by the timestamps in the names, whichever pod took it (with
+// several pods backing up one database, the newest of any): the newest backup of the database base with
+// extension ext that passed verification and is not suspect. Backups that failed verification are never taken.
+// When none passed (verification is off, or the engine's backups are not verified), it is the newest complete
+// backup (one whose manifest landed) that is not suspect, and unverified says so; newer, when not empty, is the
+// newest backup that was passed over because it is not verified yet.
+func latest(ctx context.Context, b objstore.Bucket, base, ext string) (name string, unverified bool, newer string, err error) {
 	backups, err := listRemote(ctx, b, base, ext)
 	if err != nil {
-		return "", err
+		return "", false, "", err
 	}
 	if len(backups) == 0 {
-		return "", fmt.Errorf("no backup of %q (%s-<timestamp>.%s.gz) found", base, base, ext)
+		return "", false, "", fmt.Errorf("no backup of %q (%s-<timestamp>.%s.gz) found", base, base, ext)
 	}
-	var suspect []string
+	var suspect, failed []string
+	fallback := ""
 	for _, bk := range backups {
 		if !bk.complete {
 			continue
 		}
 		m, err := readManifest(ctx, b, bk.key)
-		if err != nil || m == nil {
+		switch {
+		case err != nil || m == nil:
 			continue // not a backup tandem can trust: an older one is the latest
+		case m.failedVerification():
+			failed = append(failed, bk.key)
+		case m.Suspect != "":
+			suspect = append(suspect, bk.key)
+		case m.passed():
+			return bk.key, false, fallback, nil
+		case fallback == "":
+			fallback = bk.key
 		}
-		if m.Suspect == "" {
-			return bk.key, nil
-		}
-		suspect = append(suspect, bk.key)
+	}
+	if fallback != "" {
+		return fallback, true, "", nil
 	}
 	if len(suspect) > 0 {
-		return "", fmt.Errorf("every backup of %q with a manifest is suspect (much smaller than the one before it), the newest %s: "+
+		return "", false, "", fmt.Errorf("every backup of %q with a manifest is suspect (much smaller than the one before it) or failed verification, the newest suspect %s: "+
 			"if that is what the database holds, restore it by name: --from %s", base, suspect[0], suspect[0])
 	}
-	return "", fmt.Errorf("no backup of %q has a manifest (%s): the newest, %s, was written before manifests existed or its upload "+
+	if len(failed) > 0 {
+		return "", false, "", fmt.Errorf("every backup of %q with a manifest failed verification, the newest %s (its manifest says why): "+
+			"restore one by name, knowingly: --from %s", base, failed[0], failed[0])
+	}
+	return "", false, "", fmt.Errorf("no backup of %q has a manifest (%s): the newest, %s, was written before manifests existed or its upload "+
 		"did not finish; restore it by name, unchecked: --from %s", base, manifestSuffix, backups[0].key, backups[0].key)
 }
 

@@ -14,8 +14,9 @@ import (
 type remoteBackup struct {
 	key  string
 	time time.Time
-	// complete says that its manifest is there too; suspect, that the manifest says it is suspect.
-	complete, suspect bool
+	// complete says that its manifest is there too; suspect, that the manifest says it is suspect, or that its
+	// verification failed (retention counts neither); verified, that it passed verification.
+	complete, suspect, verified bool
 }
 
 // listRemote returns the backups of the database base with extension ext directly under the bucket's prefix,
@@ -57,13 +58,19 @@ func backupsAmong(keys []string, base, ext string) []remoteBackup {
 
 // expired returns the backups (newest first, as listRemote returns them) that retention deletes at now: those
 // beyond the newest keep that are not suspect (0: no count limit), suspect ones older than those, and those
-// older than maxAge (0: no age limit). The newest backup that is not suspect (or, when all are, the newest) is
-// never among them, whatever the settings.
+// older than maxAge (0: no age limit). The newest backup that is not suspect (or, when all are, the newest) and
+// the newest that passed verification are never among them, whatever the settings.
 func expired(backups []remoteBackup, keep int, maxAge time.Duration, now time.Time) []remoteBackup {
-	protected := 0
+	protected, verified := 0, -1
 	for i, b := range backups {
 		if !b.suspect {
 			protected = i
+			break
+		}
+	}
+	for i, b := range backups {
+		if b.verified && !b.suspect {
+			verified = i
 			break
 		}
 	}
@@ -73,7 +80,7 @@ func expired(backups []remoteBackup, keep int, maxAge time.Duration, now time.Ti
 		if !b.suspect {
 			good++
 		}
-		if i == protected {
+		if i == protected || i == verified {
 			continue
 		}
 		old := maxAge > 0 && now.Sub(b.time) > maxAge
@@ -84,15 +91,17 @@ func expired(backups []remoteBackup, keep int, maxAge time.Duration, now time.Ti
 	return out
 }
 
-// readSuspicion reads the manifests of the complete backups and marks the suspect ones. A manifest that cannot
-// be read leaves its backup counted as it was before manifests: not suspect.
-func readSuspicion(ctx context.Context, b objstore.Bucket, backups []remoteBackup) {
+// readVerdicts reads the manifests of the complete backups and marks the suspect ones (a failed verification
+// included) and the verified ones. A manifest that cannot be read leaves its backup counted as it was before
+// manifests: not suspect, not verified.
+func readVerdicts(ctx context.Context, b objstore.Bucket, backups []remoteBackup) {
 	for i := range backups {
 		if !backups[i].complete {
 			continue
 		}
-		if m, err := readManifest(ctx, b, backups[i].key); err == nil && m != nil && m.Suspect != "" {
-			backups[i].suspect = true
+		if m, err := readManifest(ctx, b, backups[i].key); err == nil && m != nil {
+			backups[i].suspect = m.Suspect != "" || m.failedVerification()
+			backups[i].verified = m.passed()
 		}
 	}
 }
@@ -116,7 +125,7 @@ func (r *Runner) applyRetention(ctx context.Context) ([]string, error) {
 		r.log.Error(err, "remote retention: cannot list the backup location; nothing deleted", "location", r.loc.String())
 		return nil, err
 	}
-	readSuspicion(ctx, bucket, backups)
+	readVerdicts(ctx, bucket, backups)
 	var deleted []string
 	var firstErr error
 	for _, b := range expired(backups, r.cfg.RemoteKeep, r.cfg.RemoteMaxAge, time.Now()) {

@@ -1,109 +1,234 @@
 package backup
 
 import (
-	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/tandem-dev/tandem/backup/objstore"
 )
 
 // Verification restores a backup into a throwaway database server that tandem starts itself (a data directory in
 // a temporary directory, a Unix socket, no TCP port, small memory settings), checks that every table of its
-// manifest is there with the rows the manifest recorded, and removes the server, also when it is stopped half
-// way. It reads the plaintext stream, as a restore does.
+// manifest is there with the rows the manifest recorded and that the user's own checks hold, and removes the
+// server, also when it is stopped half way. It reads the plaintext stream, as a restore does. Its result is
+// written into the backup's manifest, so that restore --from latest takes the newest backup that verified.
 
 // verifyNice is the scheduling priority of the throwaway server and the restore client: the database beside the
 // sidecar keeps its share of the CPU.
 const verifyNice = 10
 
-// VerifyResult is what a verification checked.
-type VerifyResult struct {
-	Name   string
-	Tables int
-	Rows   int64
+// Verification results, as a manifest records them.
+const (
+	VerifyPassed = "passed"
+	VerifyFailed = "failed"
+)
+
+// The reasons a verification fails, the values of the reason label of tandem_backup_verification_failures_total.
+const (
+	// ReasonManifest: the backup has no manifest, or it cannot be read.
+	ReasonManifest = "manifest"
+	// ReasonChecksum: the object does not have the size and SHA-256 its manifest recorded.
+	ReasonChecksum = "checksum"
+	// ReasonServer: the throwaway server could not be started; the backup itself is not at fault, and its
+	// manifest records nothing.
+	ReasonServer = "server"
+	// ReasonRestore: the restore into the throwaway server failed.
+	ReasonRestore = "restore"
+	// ReasonRows: a table of the manifest is missing from the restored copy, or has other rows.
+	ReasonRows = "rows"
+	// ReasonCheck: one of the user's checks (BACKUP_VERIFY_QUERIES) did not return true.
+	ReasonCheck = "check"
+)
+
+// verifyReasons are all the reasons, for the metric's series.
+var verifyReasons = []string{ReasonManifest, ReasonChecksum, ReasonServer, ReasonRestore, ReasonRows, ReasonCheck}
+
+// Verification is the result of a backup's last verification, as its manifest records it.
+type Verification struct {
+	Result string    `json:"result"`
+	Reason string    `json:"reason,omitempty"`
+	Error  string    `json:"error,omitempty"`
+	At     time.Time `json:"at"`
+	// Seconds is how long the verification took, the restore included.
+	Seconds float64 `json:"seconds"`
+	Tables  int     `json:"tables"`
+	Rows    int64   `json:"rows"`
+	Checks  int     `json:"checks,omitempty"`
+	// By is the pod (or, outside a pod, the host) that verified it.
+	By            string `json:"by,omitempty"`
+	TandemVersion string `json:"tandemVersion,omitempty"`
 }
 
+// passed reports whether m records a verification that passed.
+func (m *Manifest) passed() bool {
+	return m != nil && m.Verification != nil && m.Verification.Result == VerifyPassed
+}
+
+// failedVerification reports whether m records a verification that failed.
+func (m *Manifest) failedVerification() bool {
+	return m != nil && m.Verification != nil && m.Verification.Result == VerifyFailed
+}
+
+// VerifyError is a verification that did not pass, and why (one of the Reason constants).
+type VerifyError struct {
+	Reason string
+	Err    error
+}
+
+func (e *VerifyError) Error() string { return e.Err.Error() }
+func (e *VerifyError) Unwrap() error { return e.Err }
+
+func verifyErr(reason string, format string, args ...any) error {
+	return &VerifyError{Reason: reason, Err: fmt.Errorf(format, args...)}
+}
+
+// VerifyResult is what a verification checked.
+type VerifyResult struct {
+	Name    string
+	Tables  int
+	Rows    int64
+	Checks  int
+	Elapsed time.Duration
+}
+
+// verifyFault, when a test sets it, runs after the restore into the throwaway server and before the checks: it
+// damages the restored copy as a broken restore would.
+var verifyFault func(ctx context.Context, srv scratchServer, database string) error
+
 // Verify checks the backup opts.From against its manifest (size and SHA-256), restores it into a throwaway
-// server and compares the tables and their rows with the manifest. A backup without a manifest cannot be
-// verified; postgres backups only, for now.
+// server, compares the tables and their rows with the manifest, runs the checks of cfg.VerifyQueries, and
+// records the result in the backup's manifest. A backup without a manifest cannot be verified; an error is a
+// *VerifyError, but for a --from that names no backup.
 func Verify(ctx context.Context, cfg Config, opts RestoreOptions, log logr.Logger) (*VerifyResult, error) {
-	if cfg.Engine != "postgres" && cfg.Engine != "" {
-		return nil, fmt.Errorf("tandem verifies postgres backups; %s backups are checked against their manifest by restore, not verified", cfg.Engine)
-	}
 	loc, name, err := prepareFrom(&cfg, opts.From)
 	if err != nil {
 		return nil, err
 	}
-	b, err := locate(ctx, cfg, loc, name)
+	if _, ok := scratchServers[cfg.Engine]; !ok {
+		return nil, fmt.Errorf("tandem verifies postgres and mysql backups; %s backups are checked against their manifest (size and SHA-256) by restore, not restored to verify them", cfg.Engine)
+	}
+	b, err := locate(ctx, cfg, loc, name, log)
 	if err != nil {
 		return nil, err
 	}
+	return verifyBackup(ctx, cfg, b, log)
+}
+
+// verifyBackup verifies the backup b and records the result in its manifest, except when the throwaway server
+// could not start, which says nothing of the backup.
+func verifyBackup(ctx context.Context, cfg Config, b located, log logr.Logger) (*VerifyResult, error) {
+	start := time.Now()
+	m, res, err := restoreAndCheck(ctx, cfg, b, log)
+	var ve *VerifyError
+	if err != nil && !errors.As(err, &ve) {
+		ve = &VerifyError{Reason: ReasonRestore, Err: err}
+		err = ve
+	}
+	elapsed := time.Since(start)
+	if m == nil || ctx.Err() != nil || (ve != nil && ve.Reason == ReasonServer) {
+		return res, err // nothing to record it in, or nothing learnt of the backup
+	}
+	v := &Verification{Result: VerifyPassed, At: time.Now().UTC(), Seconds: elapsed.Seconds(), By: verifierName(cfg),
+		TandemVersion: cfg.TandemVersion}
+	if res != nil {
+		v.Tables, v.Rows, v.Checks = res.Tables, res.Rows, res.Checks
+	}
+	if ve != nil {
+		v.Result, v.Reason, v.Error = VerifyFailed, ve.Reason, ve.Error()
+	}
+	m.Verification = v
+	if rerr := putManifest(ctx, b.bucket, cfg.Dir, m); rerr != nil {
+		log.Error(rerr, "verify: could not record the result in the backup's manifest", "object", b.url, "result", v.Result)
+	}
+	return res, err
+}
+
+// restoreAndCheck is the verification itself; it returns the backup's manifest when it could be read.
+func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger) (*Manifest, *VerifyResult, error) {
 	bucket, eng, name, url := b.bucket, b.eng, b.name, b.url
 	m, err := readManifest(ctx, bucket, name)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", url, err)
+		return nil, nil, verifyErr(ReasonManifest, "%s: %w", url, err)
 	}
 	if m == nil {
-		return nil, fmt.Errorf("%s has no manifest (%s): there is nothing to verify it against", url, manifestName(name))
+		return nil, nil, verifyErr(ReasonManifest, "%s has no manifest (%s): there is nothing to verify it against", url, manifestName(name))
 	}
 	sum, err := checkAgainstManifest(ctx, bucket, name, url, false, log)
 	if err != nil {
-		return nil, err
+		return m, nil, verifyErr(ReasonChecksum, "%w", err)
 	}
 	start := time.Now()
-	srv, err := startScratchPostgres(ctx, scratchParent(cfg.Dir), log)
+	srv, err := scratchServers[eng.name](ctx, scratchParent(cfg.Dir), log)
 	if err != nil {
-		return nil, fmt.Errorf("starting a throwaway server to verify %s: %w", name, err)
+		return m, nil, verifyErr(ReasonServer, "starting a throwaway server to verify %s: %w", name, err)
 	}
 	defer srv.remove(log)
-	database := "verify"
-	if len(m.Databases) == 1 {
-		database = m.Databases[0]
+	// A backup of one database restores into a database of that name; a backup of all (mysql) makes its own.
+	database := ""
+	if n, ok := parseBackupName(name); eng.name == "postgres" || !ok || n.base != "all" {
+		database = "verify"
+		if len(m.Databases) == 1 {
+			database = m.Databases[0]
+		}
 	}
-	if err := srv.sql(ctx, "postgres", `CREATE DATABASE "`+strings.ReplaceAll(database, `"`, `""`)+`"`); err != nil {
-		return nil, err
+	if database != "" {
+		if err := srv.createDatabase(ctx, database); err != nil {
+			return m, nil, verifyErr(ReasonServer, "verifying %s: %w", name, err)
+		}
 	}
-	scratch := cfg
-	scratch.Host, scratch.Port, scratch.User, scratch.Password, scratch.PasswordFile, scratch.Database = srv.socketDir, scratchPort, "postgres", "", "", database
 	backup, err := openBackup(ctx, bucket, name, url, sum)
 	if err != nil {
-		return nil, err
+		return m, nil, verifyErr(ReasonRestore, "%w", err)
 	}
 	defer backup.Close()
+	scratch := srv.target(cfg, database)
 	cl, err := eng.client(&scratch, true, name)
 	if err != nil {
-		return nil, err
+		return m, nil, verifyErr(ReasonRestore, "%w", err)
 	}
 	defer cl.cleanup()
-	cl.env = append(cl.env, "PGCONNECT_TIMEOUT=10")
 	rc, err := startRestoreClient(ctx, cl, log)
 	if err != nil {
-		return nil, err
+		return m, nil, verifyErr(ReasonRestore, "%w", err)
 	}
 	_ = syscall.Setpriority(syscall.PRIO_PROCESS, rc.cmd.Process.Pid, verifyNice)
-	if _, err := rc.feed(ctx, url, postgresRestoreInput(backup)); err != nil {
-		return nil, fmt.Errorf("verifying %s: the restore failed: %w", name, err)
+	if _, err := rc.feed(ctx, url, restoreInput(eng, backup)); err != nil {
+		reason := ReasonRestore
+		if strings.Contains(err.Error(), "SHA-256") {
+			reason = ReasonChecksum // changed while it was read
+		}
+		return m, nil, verifyErr(reason, "verifying %s: the restore failed: %w", name, err)
 	}
 	log.Info("verify: restored into a throwaway server", "object", url, "seconds", time.Since(start).Seconds())
-	res := &VerifyResult{Name: name, Tables: len(m.Tables)}
-	if len(m.Tables) > 0 {
-		counts, err := srv.rowCounts(ctx, database, m.Tables)
+	if verifyFault != nil {
+		if err := verifyFault(ctx, srv, database); err != nil {
+			return m, nil, err
+		}
+	}
+	var tables []tableRows
+	for _, t := range m.Tables {
+		if eng.name == "mysql" && database == "" && mysqlSystemTable(t.Name) {
+			continue // the server's own, which it rewrites
+		}
+		tables = append(tables, t)
+	}
+	res := &VerifyResult{Name: name, Tables: len(tables)}
+	if len(tables) > 0 {
+		counts, err := srv.rowCounts(ctx, database, tables)
 		if err != nil {
-			return nil, fmt.Errorf("verifying %s: counting the rows: %w", name, err)
+			return m, nil, verifyErr(ReasonRows, "verifying %s: counting the rows: %w", name, err)
 		}
 		var problems []string
-		for _, t := range m.Tables {
+		for _, t := range tables {
 			got, ok := counts[t.Name]
 			switch {
 			case !ok:
@@ -116,241 +241,171 @@ func Verify(ctx context.Context, cfg Config, opts RestoreOptions, log logr.Logge
 			}
 		}
 		if len(problems) > 0 {
-			return nil, fmt.Errorf("verifying %s: %s", name, strings.Join(problems, "; "))
+			return m, nil, verifyErr(ReasonRows, "verifying %s: %s", name, strings.Join(problems, "; "))
 		}
 	}
-	log.Info("verified", "object", url, "tables", res.Tables, "rows", res.Rows, "seconds", time.Since(start).Seconds())
-	return res, nil
-}
-
-// scratchPort is the port in the name of the throwaway server's socket; it listens on no TCP port.
-const scratchPort = 5432
-
-// scratchParent is where the throwaway server's data directory goes: the backups directory (an emptyDir with
-// room for a dump) when it is there, else the temporary directory.
-func scratchParent(dir string) string {
-	if st, err := os.Stat(dir); err == nil && st.IsDir() {
-		return dir
-	}
-	return os.TempDir()
-}
-
-// scratchServer is a throwaway PostgreSQL server.
-type scratchServer struct {
-	bin       string // the directory of initdb, postgres and psql
-	dir       string // the data directory's parent
-	socketDir string // short: a Unix socket's path has at most 107 bytes
-	cmd       *exec.Cmd
-	cred      *syscall.Credential // the user the server runs as when tandem runs as root, which PostgreSQL refuses
-}
-
-// startScratchPostgres makes a cluster in a new directory under parent and starts it on a Unix socket only.
-func startScratchPostgres(ctx context.Context, parent string, log logr.Logger) (*scratchServer, error) {
-	bin, err := postgresBinDir()
-	if err != nil {
-		return nil, err
-	}
-	s := &scratchServer{bin: bin}
-	if os.Geteuid() == 0 {
-		// PostgreSQL refuses to run as root: as nobody, in a directory nobody can reach.
-		s.cred = &syscall.Credential{Uid: 65534, Gid: 65534}
-		parent = os.TempDir()
-	}
-	if s.dir, err = os.MkdirTemp(parent, ".tandem-verify-"); err != nil {
-		return nil, err
-	}
-	if s.socketDir, err = os.MkdirTemp("", "tv"); err != nil {
-		s.remove(log)
-		return nil, err
-	}
-	for _, d := range []string{s.dir, s.socketDir} {
-		if err := s.own(d); err != nil {
-			s.remove(log)
-			return nil, err
+	for _, q := range cfg.VerifyQueries {
+		out, err := srv.query(ctx, database, q)
+		if err != nil {
+			return m, nil, verifyErr(ReasonCheck, "verifying %s: the check %q failed: %w", name, q, err)
 		}
+		if got := strings.TrimSpace(out); !isTrue(got) {
+			return m, nil, verifyErr(ReasonCheck, "verifying %s: the check %q returned %q, not true (BACKUP_VERIFY_QUERIES)", name, q, got)
+		}
+		res.Checks++
+		log.Info("verify: check passed", "query", q)
 	}
-	data := filepath.Join(s.dir, "data")
-	initdb := s.command(ctx, "initdb", "--pgdata", data, "--username", "postgres", "--auth", "trust", "--encoding", "UTF8",
-		"--no-locale", "--no-sync", "--no-instructions")
-	if out, err := initdb.CombinedOutput(); err != nil {
-		s.remove(log)
-		return nil, fmt.Errorf("initdb: %v: %s", err, lastLines(out))
-	}
-	logFile, err := os.Create(filepath.Join(s.dir, "server.log"))
-	if err != nil {
-		s.remove(log)
-		return nil, err
-	}
-	defer logFile.Close()
-	s.cmd = s.command(context.WithoutCancel(ctx), "postgres", "-D", data, "-k", s.socketDir, "-p", strconv.Itoa(scratchPort),
-		"-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "shared_buffers=16MB", "-c", "max_connections=5", "-c", "autovacuum=off", "-c", "max_wal_size=256MB")
-	s.cmd.Stdout, s.cmd.Stderr = logFile, logFile
-	if err := s.cmd.Start(); err != nil {
-		s.remove(log)
-		return nil, err
-	}
-	_ = syscall.Setpriority(syscall.PRIO_PROCESS, s.cmd.Process.Pid, verifyNice)
-	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		return s.command(ctx, "pg_isready", "-q", "-h", s.socketDir, "-p", strconv.Itoa(scratchPort)).Run() == nil, nil
-	})
-	if err != nil {
-		log.Info("verify: the throwaway server did not start", "log", lastLines(mustRead(filepath.Join(s.dir, "server.log"))))
-		s.remove(log)
-		return nil, fmt.Errorf("the throwaway server did not accept connections: %w", err)
-	}
-	log.Info("verify: throwaway server started", "dir", s.dir, "socket", s.socketDir)
-	return s, nil
+	res.Elapsed = time.Since(start)
+	log.Info("verified", "object", url, "tables", res.Tables, "rows", res.Rows, "checks", res.Checks, "seconds", res.Elapsed.Seconds())
+	return m, res, nil
 }
 
-// command runs one of the server's programs, as the server's user.
-func (s *scratchServer) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
-	cmd := command(ctx, filepath.Join(s.bin, prog), args, append(childEnv(), "LC_ALL=C"))
-	cmd.SysProcAttr.Credential = s.cred
-	return cmd
+// isTrue reports whether a check's output is one true value: t or true (postgres), 1 (mysql).
+func isTrue(s string) bool {
+	switch strings.ToLower(s) {
+	case "t", "true", "1":
+		return true
+	}
+	return false
 }
 
-func (s *scratchServer) own(dir string) error {
-	if s.cred == nil {
+// verifierName is who verified: the pod, or the host outside one.
+func verifierName(cfg Config) string {
+	if cfg.PodName != "" {
+		return cfg.PodName
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// scratchServer is a throwaway database server that a backup is restored into to verify it.
+type scratchServer interface {
+	// createDatabase makes the database a backup of one database restores into.
+	createDatabase(ctx context.Context, database string) error
+	// target is cfg changed to restore into the server's database (empty: the databases the dump names), as
+	// its superuser, through its socket.
+	target(cfg Config, database string) Config
+	// query runs one query in database (empty: none) and returns its rows, one per line, columns separated by
+	// the engine client's separator.
+	query(ctx context.Context, database, query string) (string, error)
+	// rowCounts counts the rows of the tables, named as the dump names them (in database, for a dump of one); a
+	// table that is not there is left out of the result.
+	rowCounts(ctx context.Context, database string, tables []tableRows) (map[string]int64, error)
+	// remove stops the server and deletes its directories.
+	remove(log logr.Logger)
+}
+
+// scratchServers start a throwaway server of each engine tandem verifies, in a new directory under parent.
+var scratchServers = map[string]func(ctx context.Context, parent string, log logr.Logger) (scratchServer, error){
+	"postgres": startScratchPostgres,
+	"mysql":    startScratchMariaDB,
+}
+
+// putManifest writes m to the bucket, and beside its backup in dir when the backup is still there.
+func putManifest(ctx context.Context, b objstore.Bucket, dir string, m *Manifest) error {
+	path := filepath.Join(dir, manifestName(m.Name))
+	if _, err := os.Stat(filepath.Join(dir, m.Name)); err == nil {
+		if err := writeLocalManifest(dir, m); err != nil {
+			return err
+		}
+	} else {
+		f, err := os.CreateTemp("", ".tandem-manifest-*.json")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		data, err := json.MarshalIndent(m, "", "  ")
+		if err == nil {
+			_, err = f.Write(append(data, '\n'))
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		path = f.Name()
+	}
+	_, err := upload(ctx, b, path, manifestName(m.Name))
+	return err
+}
+
+// verifyStep is the sidecar's verification after a backup landed: unless BACKUP_VERIFY is off, or its period
+// has not passed since the last one, it verifies the newest backup at the location that has no verification
+// recorded (normally the one that just landed), logs and counts the result, and returns the failure.
+func (r *Runner) verifyStep(ctx context.Context) error {
+	period, on := r.cfg.verifyPeriod()
+	if !on || ctx.Err() != nil {
 		return nil
 	}
-	return os.Chown(dir, int(s.cred.Uid), int(s.cred.Gid))
-}
-
-func (s *scratchServer) sql(ctx context.Context, database, query string) error {
-	out, err := s.command(ctx, "psql", "-X", "-q", "-h", s.socketDir, "-p", strconv.Itoa(scratchPort), "-U", "postgres",
-		"-d", database, "-v", "ON_ERROR_STOP=1", "-c", query).CombinedOutput()
+	if _, ok := scratchServers[r.eng.name]; !ok {
+		if r.verifiedAt.IsZero() {
+			r.log.Info("this engine's backups are not verified (tandem starts no " + r.eng.name + " server): each is checked against its manifest when it is restored")
+			r.verifiedAt = time.Now()
+		}
+		return nil
+	}
+	if period > 0 && !r.verifiedAt.IsZero() && time.Since(r.verifiedAt) < period {
+		return nil
+	}
+	bucket, err := objstore.Open(ctx, r.loc)
 	if err != nil {
-		return fmt.Errorf("psql: %v: %s", err, lastLines(out))
+		r.log.Error(err, "verify: cannot open the backup location; the next backup is verified instead", "location", r.loc.String())
+		return nil
+	}
+	name, err := newestUnverified(ctx, bucket, r.cfg.baseName(), r.eng.ext)
+	if err != nil {
+		r.log.Error(err, "verify: cannot list the backup location; the next backup is verified instead", "location", r.loc.String())
+		return nil
+	}
+	if name == "" {
+		return nil
+	}
+	r.verifiedAt = time.Now()
+	url := r.loc.ObjectURL(name)
+	r.log.Info("verify: restoring the backup into a throwaway server", "object", url)
+	res, err := verifyBackup(ctx, r.cfg, located{bucket: bucket, eng: r.eng, name: name, url: url}, r.log)
+	elapsed := time.Since(r.verifiedAt)
+	if ctx.Err() != nil {
+		r.log.Info("verification interrupted; the throwaway server was removed", "object", url)
+		return nil
+	}
+	if err != nil {
+		reason := ReasonRestore
+		var ve *VerifyError
+		if errors.As(err, &ve) {
+			reason = ve.Reason
+		}
+		r.metrics.verifyFailed(reason, err, elapsed)
+		r.log.Error(err, "verification failed: this backup is never the latest", "object", url, "reason", reason)
+		return err
+	}
+	r.metrics.verified(res.Elapsed)
+	if m, err := readLocalManifest(r.cfg.Dir, name); err == nil && m != nil {
+		r.lastVerified = m
 	}
 	return nil
 }
 
-// rowCounts counts the rows of tables in one query; a table that is not there is left out of the result.
-func (s *scratchServer) rowCounts(ctx context.Context, database string, tables []tableRows) (map[string]int64, error) {
-	// Which of the tables exist, by the names as the dump wrote them (schema-qualified, quoted where needed).
-	var present []string
-	var b strings.Builder
-	b.WriteString("SELECT n FROM (VALUES ")
-	for i, t := range tables {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("('" + strings.ReplaceAll(t.Name, "'", "''") + "')")
-	}
-	b.WriteString(") AS v(n) WHERE to_regclass(n) IS NOT NULL")
-	out, err := s.query(ctx, database, b.String())
+// newestUnverified is the newest complete backup of base at the location with no verification recorded that is
+// newer than every backup verified (passed or failed), or "" when there is none.
+func newestUnverified(ctx context.Context, b objstore.Bucket, base, ext string) (string, error) {
+	backups, err := listRemote(ctx, b, base, ext)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	for _, line := range strings.Split(out, "\n") {
-		if line != "" {
-			present = append(present, line)
-		}
-	}
-	counts := map[string]int64{}
-	if len(present) == 0 {
-		return counts, nil
-	}
-	var q strings.Builder
-	for i, name := range present {
-		if i > 0 {
-			q.WriteString(" UNION ALL ")
-		}
-		q.WriteString("SELECT '" + strings.ReplaceAll(name, "'", "''") + "', count(*) FROM " + name)
-	}
-	out, err = s.query(ctx, database, q.String())
-	if err != nil {
-		return nil, err
-	}
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		name, n, ok := strings.Cut(sc.Text(), "|")
-		if !ok {
+	for _, bk := range backups {
+		if !bk.complete {
 			continue
 		}
-		count, err := strconv.ParseInt(n, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("counting %s: %q", name, n)
-		}
-		counts[name] = count
-	}
-	return counts, nil
-}
-
-func (s *scratchServer) query(ctx context.Context, database, query string) (string, error) {
-	cmd := s.command(ctx, "psql", "-X", "-q", "-tA", "-h", s.socketDir, "-p", strconv.Itoa(scratchPort), "-U", "postgres",
-		"-d", database, "-v", "ON_ERROR_STOP=1", "-c", query)
-	var stderr tailBuffer
-	stderr.max = 4 << 10
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("psql: %v: %s", err, stderr.String())
-	}
-	return string(out), nil
-}
-
-// remove stops the server (a fast shutdown, then SIGKILL) and deletes its directories.
-func (s *scratchServer) remove(log logr.Logger) {
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = syscall.Kill(s.cmd.Process.Pid, syscall.SIGINT) // fast shutdown
-		done := make(chan struct{})
-		go func() { _ = s.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}
-	for _, d := range []string{s.dir, s.socketDir} {
-		if d == "" {
+		m, err := readManifest(ctx, b, bk.key)
+		if err != nil || m == nil {
 			continue
 		}
-		if err := os.RemoveAll(d); err != nil {
-			log.Error(err, "verify: could not remove the throwaway server's directory", "dir", d)
+		if m.Verification != nil {
+			return "", nil
 		}
+		return bk.key, nil
 	}
-}
-
-// postgresBinDir finds initdb, postgres, pg_isready and psql: on PATH, or in Debian's
-// /usr/lib/postgresql/<version>/bin, the newest version first.
-func postgresBinDir() (string, error) {
-	has := func(dir string) bool {
-		for _, p := range []string{"initdb", "postgres", "pg_isready", "psql"} {
-			if st, err := os.Stat(filepath.Join(dir, p)); err != nil || st.IsDir() {
-				return false
-			}
-		}
-		return true
-	}
-	if p, err := exec.LookPath("initdb"); err == nil && has(filepath.Dir(p)) {
-		return filepath.Dir(p), nil
-	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
-	sort.Slice(dirs, func(i, j int) bool {
-		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
-		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
-		return vi > vj
-	})
-	for _, d := range dirs {
-		if has(d) {
-			return d, nil
-		}
-	}
-	return "", errors.New("no PostgreSQL server here (initdb, postgres, pg_isready and psql on PATH or in /usr/lib/postgresql/*/bin)")
-}
-
-func lastLines(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 2000 {
-		s = "..." + s[len(s)-2000:]
-	}
-	return s
-}
-
-func mustRead(path string) []byte {
-	b, _ := os.ReadFile(path)
-	return b
+	return "", nil
 }

@@ -41,6 +41,10 @@ const (
 	EnvDatabaseHost         = "DATABASE_HOST"
 	EnvDatabasePort         = "DATABASE_PORT"
 	EnvDatabasePasswordFile = "DATABASE_PASSWORD_FILE"
+	// EnvVerify is when the sidecar verifies its backups (each, a period, off); EnvVerifyQueries are the
+	// user's checks of a restored copy, SQL queries one per line that must each return true.
+	EnvVerify        = "BACKUP_VERIFY"
+	EnvVerifyQueries = "BACKUP_VERIFY_QUERIES"
 	// EnvPodName is the name of the pod whose database is backed up (the injector sets it from the Downward
 	// API): it is part of every backup's name, so that the backups of several pods never collide.
 	EnvPodName = "BACKUP_POD_NAME"

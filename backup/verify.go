@@ -388,7 +388,8 @@ func (r *Runner) verifyStep(ctx context.Context) error {
 }
 
 // newestUnverified is the newest complete backup of base at the location with no verification recorded that is
-// newer than every backup verified (passed or failed), or "" when there is none.
+// newer than the newest one that passed, or "" when there is none. Backups that failed are passed over: one that
+// failed (a tampered object named as if taken later, say) never stops the next ones from being verified.
 func newestUnverified(ctx context.Context, b objstore.Bucket, base, ext string) (string, error) {
 	backups, err := listRemote(ctx, b, base, ext)
 	if err != nil {
@@ -402,10 +403,12 @@ func newestUnverified(ctx context.Context, b objstore.Bucket, base, ext string) 
 		if err != nil || m == nil {
 			continue
 		}
-		if m.Verification != nil {
+		switch {
+		case m.passed():
 			return "", nil
+		case m.Verification == nil:
+			return bk.key, nil
 		}
-		return bk.key, nil
 	}
 	return "", nil
 }

@@ -8,9 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // readObjectManifest reads the manifest of the backup name from the test bucket's directory.
@@ -92,7 +90,7 @@ func TestADumpCutShortIsNotABackup(t *testing.T) {
 // landed.
 func TestRestoreRefusesABackupThatDoesNotMatchItsManifest(t *testing.T) {
 	must := mustSQL(t)
-	db, dir, prefix, env := backedUpPostgres(t, pgSchema)
+	db, dir, prefix, env := backedUp(t, "postgres", pgSchema)
 	name := backupFiles(dirFiles(t, dir))[0]
 	must(pg.SQL(db, "DELETE FROM items WHERE id > 10"))
 	before := must(pg.SQL(db, pgDigest))
@@ -165,92 +163,4 @@ func TestASuspectDumpIsKeptButNeverTheLatest(t *testing.T) {
 	if st, err := os.Stat(restored); err != nil || st.Size() < 100000 {
 		t.Errorf("restored %v bytes (%v), want the 100000-byte dump", st, err)
 	}
-}
-
-// TestVerifyRestoresIntoAThrowawayServer: tandem verify restores a real PostgreSQL backup into a server of its
-// own and checks every table's rows against the manifest, leaving no server or directory behind; a manifest
-// whose row count the restored copy does not have fails it, saying which table.
-func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
-	must := mustSQL(t)
-	db, dir, prefix, env := backedUpPostgres(t, pgSchema+`; CREATE TABLE "Order Lines" (id int); INSERT INTO "Order Lines" VALUES (1), (2);`)
-	before := must(pg.SQL(db, pgDigest))
-	code, out := tandemRun(t, env, "verify", "--from", "latest")
-	if code != 0 || !strings.Contains(out, `"msg":"verified"`) || !strings.Contains(out, `"table":"public.\"Order Lines\"","rows":2`) {
-		t.Fatalf("verify exited %d:\n%s", code, out)
-	}
-	if got := must(pg.SQL(db, pgDigest)); got != before {
-		t.Errorf("verify changed the database it backs up: %s, was %s", got, before)
-	}
-	noScratchLeft(t, dir)
-
-	// A manifest that records a row the backup does not hold, uploaded through the store as a tamperer would.
-	name := backupFiles(dirFiles(t, dir))[0]
-	m := readObjectManifest(t, prefix, name)
-	for i := range m.Tables {
-		if m.Tables[i].Name == "public.items" {
-			m.Tables[i].Rows++
-		}
-	}
-	data, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	putObject(t, "s3://"+bucket+"/"+prefix, name+manifestSuffix, data)
-	code, out = tandemRun(t, env, "verify", "--from", name)
-	if code == 0 || !strings.Contains(out, "table public.items has 2000 rows, the manifest says 2001") {
-		t.Fatalf("verify against a wrong manifest exited %d:\n%s", code, out)
-	}
-}
-
-// TestVerifyStoppedHalfWayLeavesNothing: SIGTERM while tandem verify runs leaves no server process and no data
-// directory behind.
-func TestVerifyStoppedHalfWayLeavesNothing(t *testing.T) {
-	_, dir, _, env := backedUpPostgres(t, pgSchema)
-	r := startTandem(t, env, "verify", "--from", "latest")
-	eventually(t, 30*time.Second, "the throwaway server starts", func() bool {
-		return strings.Contains(r.stderr.String(), "throwaway server started")
-	})
-	// The server is there to be stopped: the check below can fail.
-	running, _ := filepath.Glob(filepath.Join(os.TempDir(), ".tandem-verify-*"))
-	local, _ := filepath.Glob(filepath.Join(dir, ".tandem-verify-*"))
-	if len(running)+len(local) == 0 {
-		t.Fatal("no throwaway server's directory while it runs")
-	}
-	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	r.wait(t, 20*time.Second)
-	noScratchLeft(t, dir)
-}
-
-// noScratchLeft fails the test when a throwaway server's directory (in dir or the temporary directory) or
-// process is left.
-func noScratchLeft(t *testing.T, dir string) {
-	t.Helper()
-	for _, pattern := range []string{filepath.Join(dir, ".tandem-verify-*"), filepath.Join(os.TempDir(), ".tandem-verify-*")} {
-		if left, _ := filepath.Glob(pattern); len(left) > 0 {
-			t.Errorf("the throwaway server's directory is left: %q", left)
-		}
-	}
-	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, p := range procs {
-		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), ".tandem-verify-") {
-			t.Errorf("a throwaway server's process is left: %s", strings.ReplaceAll(string(b), "\x00", " "))
-		}
-	}
-}
-
-// backedUpPostgres makes a PostgreSQL database of the test's own with schema and takes one backup of it with
-// tandem backup --once, into dir and the bucket's prefix; env is the sidecar's environment for it.
-func backedUpPostgres(t *testing.T, schema string) (db, dir, prefix string, env []string) {
-	t.Helper()
-	must := mustSQL(t)
-	db, dir, prefix = dbFor(t, "db"), t.TempDir(), prefixFor(t)
-	must(pg.SQL("postgres", "CREATE DATABASE "+db))
-	must(pg.SQL(db, schema))
-	env = pgEnv(db, prefix, dir)
-	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
-		t.Fatalf("backup --once exited %d", code)
-	}
-	return db, dir, prefix, env
 }

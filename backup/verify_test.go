@@ -1,0 +1,385 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/tandem-dev/tandem/backup/backuptest"
+)
+
+// The verification tests back up real PostgreSQL and MariaDB databases, then restore them into the throwaway
+// servers tandem starts itself.
+
+// verifyCase is one engine's database, as a verification test makes it.
+type verifyCase struct {
+	name, engine string
+	// all backs up every database (mysql without DATABASE_NAME).
+	all bool
+}
+
+var verifyCases = []verifyCase{{"pg", "postgres", false}, {"maria", "mysql", false}, {"maria-all", "mysql", true}}
+
+// digest is a summary of the items table of db that changes with any row.
+func (c verifyCase) digest(t *testing.T, db string) string {
+	t.Helper()
+	if c.engine == "postgres" {
+		return mustSQL(t)(pg.SQL(db, pgDigest))
+	}
+	return mustSQL(t)(maria.SQL(db, "SET SESSION group_concat_max_len = 100000000; "+mariaDigest))
+}
+
+// backedUp makes a database of the test's own for engine with schema (items and its rows, and what the schema
+// adds) and takes one backup of it with tandem backup --once, into dir and the bucket's prefix; env is the
+// sidecar's environment for it.
+func backedUp(t *testing.T, engine, schema string) (db, dir, prefix string, env []string) {
+	t.Helper()
+	return verifyCase{engine: engine}.backedUp(t, schema)
+}
+
+func (c verifyCase) backedUp(t *testing.T, schema string) (db, dir, prefix string, env []string) {
+	t.Helper()
+	must := mustSQL(t)
+	db, dir, prefix = dbFor(t, "db"), t.TempDir(), prefixFor(t)
+	if c.engine == "postgres" {
+		must(pg.SQL("postgres", "CREATE DATABASE "+db))
+		must(pg.SQL(db, schema))
+		env = pgEnv(db, prefix, dir)
+	} else {
+		must(maria.SQL("", "CREATE DATABASE "+db))
+		must(maria.SQL(db, "SET SESSION max_recursive_iterations = 100000; "+schema))
+		env = mariaEnv(db, prefix, dir)
+		if c.all {
+			env = append(env, "DATABASE_NAME=")
+		}
+	}
+	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
+		t.Fatalf("backup --once exited %d", code)
+	}
+	return db, dir, prefix, env
+}
+
+// schema is the case's items table with 2000 rows, and a second table of two rows with a name that needs
+// quoting.
+func (c verifyCase) schema() string {
+	if c.engine == "postgres" {
+		return pgSchema + `; CREATE TABLE "Order Lines" (id int); INSERT INTO "Order Lines" VALUES (1), (2);`
+	}
+	return mariaSchema + "; CREATE TABLE `Order Lines` (id INT); INSERT INTO `Order Lines` VALUES (1), (2);"
+}
+
+// table is how the dump names table of db.
+func (c verifyCase) table(db, table string) string {
+	switch {
+	case c.engine == "postgres" && table == "Order Lines":
+		return `public."Order Lines"`
+	case c.engine == "postgres":
+		return "public." + table
+	case c.all:
+		return db + "." + table
+	}
+	return table
+}
+
+// TestVerifyRestoresIntoAThrowawayServer: tandem verify restores a real backup into a server of its own, checks
+// every table's rows against the manifest and records that it passed in the manifest, leaving the database it
+// backs up unchanged and no server or directory behind; a manifest whose row count the restored copy does not
+// have fails it, saying which table, and the failure is recorded too.
+func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
+	for _, c := range verifyCases {
+		t.Run(c.name, func(t *testing.T) {
+			db, dir, prefix, env := c.backedUp(t, c.schema())
+			before := c.digest(t, db)
+			code, out := tandemRun(t, env, "verify", "--from", "latest")
+			lines, _ := json.Marshal(c.table(db, "Order Lines"))
+			if code != 0 || !strings.Contains(out, `"msg":"verified"`) || !strings.Contains(out, `"table":`+string(lines)+`,"rows":2`) {
+				t.Fatalf("verify exited %d, or did not check %s:\n%s", code, lines, out)
+			}
+			if got := c.digest(t, db); got != before {
+				t.Errorf("verify changed the database it backs up: %s, was %s", got, before)
+			}
+			noScratchLeft(t, dir)
+			name := backupFiles(dirFiles(t, dir))[0]
+			m := readObjectManifest(t, prefix, name)
+			if v := m.Verification; v == nil || v.Result != VerifyPassed || v.Rows < 2002 || v.Seconds <= 0 || v.By == "" {
+				t.Fatalf("the manifest records %+v, want a verification that passed with at least 2002 rows", v)
+			}
+
+			// A manifest that records a row the backup does not hold, uploaded through the store as a tamperer
+			// would.
+			items := c.table(db, "items")
+			for i := range m.Tables {
+				if m.Tables[i].Name == items {
+					m.Tables[i].Rows++
+				}
+			}
+			m.Verification = nil
+			putManifestObject(t, prefix, m)
+			code, out = tandemRun(t, env, "verify", "--from", name)
+			if want := fmt.Sprintf("table %s has 2000 rows, the manifest says 2001", items); code == 0 || !strings.Contains(out, want) {
+				t.Fatalf("verify against a wrong manifest exited %d, want %q:\n%s", code, want, out)
+			}
+			if v := readObjectManifest(t, prefix, name).Verification; v == nil || v.Result != VerifyFailed || v.Reason != ReasonRows {
+				t.Errorf("the manifest records %+v, want a failure for its rows", v)
+			}
+			noScratchLeft(t, dir)
+		})
+	}
+}
+
+// TestAByteFlippedFailsVerificationAndRestore: one byte changed in the stored object, and verify fails saying
+// so, restore --from latest refuses it, and the database is unchanged.
+func TestAByteFlippedFailsVerificationAndRestore(t *testing.T) {
+	for _, c := range verifyCases[:2] {
+		t.Run(c.name, func(t *testing.T) {
+			db, dir, prefix, env := c.backedUp(t, c.schema())
+			if c.engine == "postgres" {
+				mustSQL(t)(pg.SQL(db, "DELETE FROM items WHERE id > 10"))
+			} else {
+				mustSQL(t)(maria.SQL(db, "DELETE FROM items WHERE id > 10"))
+			}
+			before := c.digest(t, db)
+			name := backupFiles(dirFiles(t, dir))[0]
+			data, err := os.ReadFile(filepath.Join(store.Root, bucket, prefix, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			data[len(data)/2] ^= 0x01
+			putObject(t, "s3://"+bucket+"/"+prefix, name, data)
+			code, out := tandemRun(t, env, "verify", "--from", "latest")
+			if code == 0 || !strings.Contains(out, "changed or was damaged") {
+				t.Fatalf("verify of a changed backup exited %d:\n%s", code, out)
+			}
+			if v := readObjectManifest(t, prefix, name).Verification; v == nil || v.Result != VerifyFailed || v.Reason != ReasonChecksum {
+				t.Errorf("the manifest records %+v, want a checksum failure", v)
+			}
+			// Failed, it is never the latest: there is nothing else to restore.
+			code, out = tandemRun(t, env, "restore", "--from", "latest")
+			if code == 0 || !strings.Contains(out, "failed verification") {
+				t.Fatalf("restore --from latest of the only backup, which failed verification, exited %d:\n%s", code, out)
+			}
+			if code, out = tandemRun(t, env, "restore", "--from", name); code == 0 || !strings.Contains(out, "changed or was damaged") {
+				t.Fatalf("restore --from %s exited %d:\n%s", name, code, out)
+			}
+			if got := c.digest(t, db); got != before {
+				t.Fatalf("the refused restore changed the database: %s, was %s", got, before)
+			}
+			noScratchLeft(t, dir)
+		})
+	}
+}
+
+// TestAFaultInVerificationFailsTheRowCheck: a table dropped from the restored copy (a fault injected into the
+// verification, after the restore) fails it, naming the table.
+func TestAFaultInVerificationFailsTheRowCheck(t *testing.T) {
+	for _, c := range verifyCases[:2] {
+		t.Run(c.name, func(t *testing.T) {
+			db, dir, _, env := c.backedUp(t, c.schema())
+			drop := `DROP TABLE "Order Lines"`
+			if c.engine == "mysql" {
+				drop = "DROP TABLE `Order Lines`"
+			}
+			verifyFault = func(ctx context.Context, srv scratchServer, database string) error {
+				_, err := srv.query(ctx, database, drop)
+				return err
+			}
+			t.Cleanup(func() { verifyFault = nil })
+			_, err := verifyInProcess(t, env)
+			want := fmt.Sprintf("table %s is missing", c.table(db, "Order Lines"))
+			var ve *VerifyError
+			if err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &ve) || ve.Reason != ReasonRows {
+				t.Fatalf("verify with a table dropped from the restored copy: %v, want %q", err, want)
+			}
+			noScratchLeft(t, dir)
+		})
+	}
+}
+
+// TestTheUsersChecksMustHold: BACKUP_VERIFY_QUERIES run in the restored copy; one that is not true fails the
+// verification, naming it.
+func TestTheUsersChecksMustHold(t *testing.T) {
+	for _, c := range verifyCases[:2] {
+		t.Run(c.name, func(t *testing.T) {
+			_, _, _, env := c.backedUp(t, c.schema())
+			good, bad := "SELECT count(*) = 2000 FROM items", "SELECT max(id) > 5000 FROM items"
+			code, out := tandemRun(t, append(env, "BACKUP_VERIFY_QUERIES="+good+"\n\n"+good), "verify", "--from", "latest")
+			if code != 0 || !strings.Contains(out, `"checks":2`) {
+				t.Fatalf("verify with true checks exited %d:\n%s", code, out)
+			}
+			code, out = tandemRun(t, append(env, "BACKUP_VERIFY_QUERIES="+good+"\n"+bad), "verify", "--from", "latest")
+			if code == 0 || !strings.Contains(out, bad) || !strings.Contains(out, "not true") {
+				t.Fatalf("verify with a false check exited %d:\n%s", code, out)
+			}
+		})
+	}
+}
+
+// TestTheSidecarVerifiesEachBackup: the sidecar verifies each backup after it lands (its metrics and manifest say
+// so); a tampered object at the location, named as if taken later, is caught by the next verification, shows in
+// the metrics and /healthz, and is never the latest; the next backup that verifies makes /healthz healthy again.
+func TestTheSidecarVerifiesEachBackup(t *testing.T) {
+	c := verifyCases[0]
+	db, dir, prefix := dbFor(t, "db"), t.TempDir(), prefixFor(t)
+	mustSQL(t)(pg.SQL("postgres", "CREATE DATABASE "+db))
+	mustSQL(t)(pg.SQL(db, c.schema()))
+	addr := freeAddr(t)
+	env := append(pgEnv(db, prefix, dir), "BACKUP_VERIFY=each", "BACKUP_INTERVAL=4s", "BACKUP_METRICS_BIND_ADDRESS="+addr)
+	r := startTandem(t, env, "backup")
+	metrics := func() string {
+		_, body, _ := tryGet("http://" + addr + "/metrics")
+		return body
+	}
+	eventually(t, time.Minute, "a verified backup in the metrics", func() bool {
+		v, ok := metricValue(metrics(), "tandem_backup_last_verified_timestamp_seconds")
+		return ok && v > 0
+	})
+	first := backupFiles(dirFiles(t, dir))[0]
+	m := readObjectManifest(t, prefix, first)
+	if !m.passed() {
+		t.Fatalf("the first backup's manifest records %+v, want a verification that passed", m.Verification)
+	}
+
+	// A copy named an hour later with one byte changed, and a manifest of its own as a writer would leave it.
+	n, _ := parseBackupName(first)
+	tampered := backupName(n.base, n.pod, n.ext, n.time.Add(time.Hour))
+	data, err := os.ReadFile(filepath.Join(store.Root, bucket, prefix, first))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0x01
+	putObject(t, "s3://"+bucket+"/"+prefix, tampered, data)
+	m.Name, m.Verification = tampered, nil
+	putManifestObject(t, prefix, m)
+	eventually(t, time.Minute, "the tampered backup caught by a verification", func() bool {
+		v, _ := metricValue(metrics(), `tandem_backup_verification_failures_total{reason="checksum"}`)
+		return v >= 1
+	})
+	if code, body := httpGet(t, "http://"+addr+"/healthz"); code != 503 || !strings.Contains(body, "did not pass verification") {
+		t.Errorf("/healthz after a failed verification: %d %s", code, body)
+	}
+	if v := readObjectManifest(t, prefix, tampered).Verification; v == nil || v.Reason != ReasonChecksum {
+		t.Errorf("the tampered backup's manifest records %+v, want a checksum failure", v)
+	}
+	eventually(t, time.Minute, "/healthz healthy once the next backup verified", func() bool {
+		code, _, _ := tryGet("http://" + addr + "/healthz")
+		return code == 200
+	})
+	r.stop(t)
+	code, out := tandemRun(t, env, "restore", "--from", "latest")
+	if code != 0 || strings.Contains(out, tampered) {
+		t.Fatalf("restore --from latest exited %d, or took the tampered backup %s:\n%s", code, tampered, out)
+	}
+	noScratchLeft(t, dir)
+}
+
+// TestVerifyStoppedHalfWayLeavesNothing: SIGTERM while tandem verify runs leaves no server process and no data
+// directory behind.
+func TestVerifyStoppedHalfWayLeavesNothing(t *testing.T) {
+	for _, c := range verifyCases[:2] {
+		t.Run(c.name, func(t *testing.T) {
+			_, dir, _, env := c.backedUp(t, c.schema())
+			r := startTandem(t, env, "verify", "--from", "latest")
+			eventually(t, time.Minute, "the throwaway server starts", func() bool {
+				return strings.Contains(r.stderr.String(), "throwaway server started")
+			})
+			// The server is there to be stopped: the check below can fail.
+			if len(scratchLeft(dir)) == 0 {
+				t.Fatal("no throwaway server's directory or process while it runs")
+			}
+			if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			r.wait(t, 30*time.Second)
+			noScratchLeft(t, dir)
+		})
+	}
+}
+
+// verifyInProcess runs Verify --from latest in the test's process with the sidecar's environment env, so that a
+// test can inject a fault.
+func verifyInProcess(t *testing.T, env []string) (*VerifyResult, error) {
+	t.Helper()
+	vars := map[string]string{}
+	for _, kv := range append(store.Env(), env...) {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	for _, k := range []string{"AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"} {
+		if v, ok := vars[k]; ok {
+			t.Setenv(k, v)
+		}
+	}
+	t.Setenv("PATH", deps.PGBinDir+":"+os.Getenv("PATH"))
+	cfg := DefaultConfig()
+	if err := cfg.ApplyEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }); err != nil {
+		t.Fatal(err)
+	}
+	return Verify(context.Background(), cfg, RestoreOptions{From: Latest}, logr.Discard())
+}
+
+
+// putManifestObject uploads m as its backup's manifest through the store.
+func putManifestObject(t *testing.T, prefix string, m Manifest) {
+	t.Helper()
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putObject(t, "s3://"+bucket+"/"+prefix, m.Name+manifestSuffix, data)
+}
+
+// scratchLeft lists the throwaway servers' directories (in dir or the temporary directory) and processes there
+// are.
+func scratchLeft(dir string) []string {
+	var left []string
+	for _, pattern := range []string{filepath.Join(dir, ".tandem-verify-*"), filepath.Join(os.TempDir(), ".tandem-verify-*")} {
+		found, _ := filepath.Glob(pattern)
+		left = append(left, found...)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), ".tandem-verify-") {
+			left = append(left, "process: "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return left
+}
+
+// noScratchLeft fails the test when a throwaway server's directory or process is left.
+func noScratchLeft(t *testing.T, dir string) {
+	t.Helper()
+	if left := scratchLeft(dir); len(left) > 0 {
+		t.Errorf("the throwaway server left: %q", left)
+	}
+}
+
+// freeAddr is a local address no one listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	port, err := backuptest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + itoa(port)
+}
+
+// metricValue reads the value of series (a name, with its labels when it has any) from a /metrics body.
+func metricValue(body, series string) (float64, bool) {
+	for _, line := range strings.Split(body, "\n") {
+		if rest, ok := strings.CutPrefix(line, series+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}

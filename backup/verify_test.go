@@ -327,7 +327,6 @@ func verifyInProcess(t *testing.T, env []string) (*VerifyResult, error) {
 	return Verify(context.Background(), cfg, RestoreOptions{From: Latest}, logr.Discard())
 }
 
-
 // putManifestObject uploads m as its backup's manifest through the store.
 func putManifestObject(t *testing.T, prefix string, m Manifest) {
 	t.Helper()

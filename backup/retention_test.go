@@ -77,6 +77,24 @@ func TestExpired(t *testing.T) {
 			wantFiles(t, "expired", keys(expired(mixed, tt.keep, tt.maxAge, now)), keys(tt.want))
 		})
 	}
+	// The newest verified backup stays too, even when newer unverified ones fill keep; a backup that failed
+	// verification counts as suspect (readVerdicts marks it so).
+	verified := func(b remoteBackup) remoteBackup { b.verified = true; return b }
+	withVerified := []remoteBackup{day(0), day(1), verified(day(2)), day(5), verified(day(10))}
+	for _, tt := range []struct {
+		name   string
+		keep   int
+		maxAge time.Duration
+		want   []remoteBackup
+	}{
+		{name: "keep 1 keeps the newest and the newest verified", keep: 1, want: []remoteBackup{day(1), day(5), day(10)}},
+		{name: "max age spares the newest verified", maxAge: time.Hour, want: []remoteBackup{day(1), day(5), day(10)}},
+		{name: "keep 3 has the newest verified among them", keep: 3, want: []remoteBackup{day(5), day(10)}},
+	} {
+		t.Run("verified/"+tt.name, func(t *testing.T) {
+			wantFiles(t, "expired", keys(expired(withVerified, tt.keep, tt.maxAge, now)), keys(tt.want))
+		})
+	}
 	if got := expired(nil, 1, time.Hour, now); got != nil {
 		t.Fatalf("expired of no backups: %v", got)
 	}

@@ -382,3 +382,66 @@ func metricValue(body, series string) (float64, bool) {
 	}
 	return 0, false
 }
+
+// TestLatestIsTheNewestVerifiedBackup: restore --from latest takes the newest backup that passed verification,
+// passing over newer ones not verified yet and never taking one that failed or is suspect; with none verified, the
+// newest that is not suspect and did not fail.
+func TestLatestIsTheNewestVerifiedBackup(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 6, 0, 0, 0, time.UTC)
+	type planted struct {
+		hour    int
+		verdict string // passed, failed, suspect, or "" (not verified)
+	}
+	for _, tt := range []struct {
+		name            string
+		backups         []planted
+		want            int // the hour of the latest; -1: an error
+		wantUnverified  bool
+		wantNewer       int // the hour of the newest passed over; -1: none
+		wantErrContains string
+	}{
+		{name: "the newest verified, newer unverified passed over", backups: []planted{{0, "passed"}, {1, ""}, {2, ""}}, want: 0, wantNewer: 2},
+		{name: "a failed and a suspect one are never taken", backups: []planted{{0, "passed"}, {1, "failed"}, {2, "suspect"}}, want: 0, wantNewer: -1},
+		{name: "none verified: the newest that did not fail", backups: []planted{{0, ""}, {1, ""}, {2, "failed"}}, want: 1, wantUnverified: true, wantNewer: -1},
+		{name: "all failed", backups: []planted{{0, "failed"}, {1, "failed"}}, want: -1, wantErrContains: "failed verification"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			b := openLocation(t, "file://"+dir)
+			name := func(h int) string { return backupName("app", "app-0", "sql", t0.Add(time.Duration(h)*time.Hour)) }
+			for _, p := range tt.backups {
+				m := Manifest{Format: ManifestFormat, Name: name(p.hour), Engine: "postgres", SHA256: strings.Repeat("ab", 32)}
+				switch p.verdict {
+				case "suspect":
+					m.Suspect = "small"
+				case VerifyPassed, VerifyFailed:
+					m.Verification = &Verification{Result: p.verdict}
+				}
+				data, err := json.Marshal(m)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for path, content := range map[string][]byte{m.Name: []byte("data"), m.Name + manifestSuffix: data} {
+					if err := os.WriteFile(filepath.Join(dir, path), content, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			got, unverified, newer, err := latest(context.Background(), b, "app", "sql")
+			if tt.want < 0 {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErrContains) {
+					t.Fatalf("latest: %q, %v; want an error containing %q", got, err, tt.wantErrContains)
+				}
+				return
+			}
+			wantNewer := ""
+			if tt.wantNewer >= 0 {
+				wantNewer = name(tt.wantNewer)
+			}
+			if err != nil || got != name(tt.want) || unverified != tt.wantUnverified || newer != wantNewer {
+				t.Fatalf("latest: %q (unverified %v, newer %q), %v; want %q (unverified %v, newer %q)", got, unverified, newer, err,
+					name(tt.want), tt.wantUnverified, wantNewer)
+			}
+		})
+	}
+}

@@ -73,21 +73,15 @@ type Config struct {
 
 // The values of Config.Verify besides a period.
 const (
-	VerifyEach = "each"
-	VerifyOff  = "off"
+	VerifyEach = contract.VerifyEach
+	VerifyOff  = contract.VerifyOff
 )
 
 // verifyPeriod is the least time between two verifications (0: after each backup), and false when the sidecar
-// does not verify.
+// does not verify (or Verify is not valid, which Validate reports).
 func (c *Config) verifyPeriod() (time.Duration, bool) {
-	switch c.Verify {
-	case VerifyOff:
-		return 0, false
-	case VerifyEach, "":
-		return 0, true
-	}
-	d, err := time.ParseDuration(c.Verify)
-	return d, err == nil && d > 0
+	d, on, _ := contract.ParseVerify(c.Verify)
+	return d, on
 }
 
 // DefaultConfig is the configuration before the environment and flags are applied.
@@ -233,8 +227,8 @@ func (c *Config) Validate() error {
 	if c.SuspectBelowPercent < 0 || c.SuspectBelowPercent > 100 {
 		bad("BACKUP_SUSPECT_BELOW_PERCENT", "suspect-below-percent", "%d is not a percentage from 0 (off) to 100", c.SuspectBelowPercent)
 	}
-	if _, ok := c.verifyPeriod(); !ok && c.Verify != VerifyOff {
-		bad("BACKUP_VERIFY", "verify", "%q is not each, off, or a positive Go duration such as 24h", c.Verify)
+	if _, _, err := contract.ParseVerify(c.Verify); err != nil {
+		bad("BACKUP_VERIFY", "verify", "%v", err)
 	}
 	if c.Members != "" && !slices.Contains(contract.Members, c.Members) {
 		bad("BACKUP_MEMBERS", "members", "%q is not one of %s", c.Members, strings.Join(contract.Members, ", "))

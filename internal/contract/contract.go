@@ -93,6 +93,28 @@ func MetricsBindAddress(port int32) string { return fmt.Sprintf(":%d", port) }
 const MinInterval = time.Second
 
 // ParseInterval parses a backup interval: a Go duration of at least MinInterval.
+// The values of BACKUP_VERIFY besides a period: verify after each backup, or never.
+const (
+	VerifyEach = "each"
+	VerifyOff  = "off"
+)
+
+// ParseVerify reads a BACKUP_VERIFY value: each (or empty), off, or a positive Go duration, the least time between
+// two verifications. It returns that period (0: after each backup) and whether the sidecar verifies.
+func ParseVerify(v string) (period time.Duration, on bool, err error) {
+	switch v {
+	case VerifyEach, "":
+		return 0, true, nil
+	case VerifyOff:
+		return 0, false, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, false, fmt.Errorf("%q is not each, off, or a positive Go duration such as 24h", v)
+	}
+	return d, true, nil
+}
+
 func ParseInterval(v string) (time.Duration, error) {
 	d, err := time.ParseDuration(v)
 	if err != nil {

@@ -5,6 +5,7 @@
 package annotations
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -43,6 +44,11 @@ const (
 	// BackupMembers says which members of a workload back up: "all" (every pod's sidecar backs up the
 	// database beside it) or "first" (a StatefulSet's member with index 0 only; the others' sidecars stay idle).
 	BackupMembers = Prefix + "backup-members"
+	// Verify is when the sidecar verifies its backups, the sidecar's BACKUP_VERIFY: each, a period, or off.
+	Verify = Prefix + "verify"
+	// VerifyQueries are the user's checks of a verified backup's restored copy, one SQL query per line, the
+	// sidecar's BACKUP_VERIFY_QUERIES.
+	VerifyQueries = Prefix + "verify-queries"
 	// BackupCredentials names a Secret whose keys become the sidecar's environment (envFrom), for example
 	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
 	BackupCredentials = Prefix + "backup-credentials"
@@ -99,6 +105,10 @@ var All = []Annotation{
 		Default: "the profile's `metricsPort` (`9880`)", Validate: ValidatePort},
 	{Key: BackupMembers, Description: "Which pods of a workload back up, where several replicas opt in: `all`, each pod's sidecar backing up the database beside it (each backup's name says which pod took it), or `first`, only a StatefulSet's member with index 0 (label `apps.kubernetes.io/pod-index`), the others' sidecars idle, for a primary and its standbys. `first` on another kind of workload is refused. The sidecar's `BACKUP_MEMBERS`.",
 		Default: "`all`", Validate: ValidateMembers},
+	{Key: Verify, Description: "When the sidecar verifies its backups by restoring each into a throwaway server of its own: `each` (after every backup that lands), a Go duration such as `24h` (after a backup, at most once per that period), or `off`. `restore --from latest` takes the newest verified backup. The sidecar's `BACKUP_VERIFY`.",
+		Default: "the profile's `BACKUP_VERIFY` (`each`)", Validate: func(v string) error { _, _, err := contract.ParseVerify(v); return err }},
+	{Key: VerifyQueries, Description: "Checks of each verified backup's restored copy: SQL queries, one per line (a YAML block scalar, `|`), that must each return true (`t`, `true` or `1`), such as `SELECT count(*) > 0 FROM orders`. The sidecar's `BACKUP_VERIFY_QUERIES`.",
+		Default: "none", Validate: ValidateVerifyQueries},
 	{Key: BackupCredentials, Description: "Secret whose keys become the sidecar's environment (`envFrom`), e.g. `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`.",
 		Default: "none", Validate: ValidateSecretName},
 	{Key: Injected, Description: "Written by tandem: the profile it injected. A pod carrying it and the sidecar is never injected again; one carrying it without the sidecar (the annotation copied from another manifest) gets the sidecar and a warning.",
@@ -159,6 +169,14 @@ func ValidateBool(v string) error {
 func ValidateMembers(v string) error {
 	if !slices.Contains(contract.Members, v) {
 		return fmt.Errorf("%q is not one of %s", v, strings.Join(contract.Members, ", "))
+	}
+	return nil
+}
+
+// ValidateVerifyQueries checks a tandem.dev/verify-queries value: at least one query.
+func ValidateVerifyQueries(v string) error {
+	if strings.TrimSpace(v) == "" {
+		return errors.New("is empty: give one SQL query per line that returns true, or remove the annotation")
 	}
 	return nil
 }

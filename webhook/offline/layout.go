@@ -619,12 +619,13 @@ func scalar(n *yaml.Node, inFlow bool) (string, error) {
 	if n.Tag != "!!str" {
 		return n.Value, nil // a number, a boolean or null, as JSON wrote it
 	}
-	quoted, err := json.Marshal(n.Value)
-	if err != nil {
+	var q bytes.Buffer // a JSON string without HTML's escapes: > stays >
+	if err := writeJSONString(&q, n.Value); err != nil {
 		return "", err
 	}
+	quoted := q.String()
 	if n.Style&yaml.DoubleQuotedStyle != 0 || strings.ContainsAny(n.Value, "\n\r\t") || (inFlow && !safeInFlow.MatchString(n.Value)) {
-		return string(quoted), nil
+		return quoted, nil
 	}
 	var b strings.Builder
 	e := yaml.NewEncoder(&b)
@@ -636,7 +637,7 @@ func scalar(n *yaml.Node, inFlow bool) (string, error) {
 	}
 	text := strings.TrimSuffix(b.String(), "\n")
 	if strings.Contains(text, "\n") {
-		return string(quoted), nil // folded over lines
+		return quoted, nil // folded over lines
 	}
 	return text, nil
 }

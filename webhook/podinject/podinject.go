@@ -311,11 +311,21 @@ func sidecarEnv(p *config.Profile, ann map[string]string, location string, secon
 			corev1.EnvVar{Name: contract.EnvPodIndex, ValueFrom: &corev1.EnvVarSource{
 				FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.labels['" + contract.PodIndexLabel + "']"}}})
 	}
-	for _, e := range p.Env {
-		if userSet && e.Name == contract.EnvDatabaseUser {
-			continue // the pod's tandem.dev/database-user replaces the profile's
+	// The pod's annotations replace the profile's values of the same variables.
+	fromPod := map[string]bool{}
+	if userSet {
+		fromPod[contract.EnvDatabaseUser] = true
+	}
+	for _, a := range []struct{ key, env string }{{annotations.Verify, contract.EnvVerify}, {annotations.VerifyQueries, contract.EnvVerifyQueries}} {
+		if v, ok := ann[a.key]; ok {
+			env = append(env, corev1.EnvVar{Name: a.env, Value: v})
+			fromPod[a.env] = true
 		}
-		env = append(env, e)
+	}
+	for _, e := range p.Env {
+		if !fromPod[e.Name] {
+			env = append(env, e)
+		}
 	}
 	return env
 }
@@ -450,7 +460,7 @@ func valueOr(ann map[string]string, key, fallback string) string {
 
 // injectionKeys are the annotations that mean something only beside tandem.dev/backup.
 var injectionKeys = []string{annotations.BackupLocation, annotations.DatabaseSecret, annotations.DatabaseSecretKey,
-	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.MetricsPort, annotations.BackupMembers, annotations.BackupCredentials}
+	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.MetricsPort, annotations.BackupMembers, annotations.Verify, annotations.VerifyQueries, annotations.BackupCredentials}
 
 func firstInjectionKey(ann map[string]string) string {
 	for _, k := range injectionKeys {

@@ -42,6 +42,9 @@ func (s *scratchProcess) makeDirs(parent string) error {
 	if os.Geteuid() == 0 {
 		s.cred = &syscall.Credential{Uid: 65534, Gid: 65534}
 		parent = os.TempDir()
+		if err := reachableByAll(parent); err != nil {
+			return fmt.Errorf("tandem runs as root, so the throwaway server runs as nobody (65534), who cannot reach the temporary directory: %w; set TMPDIR to a directory everyone can reach, or run tandem as another user", err)
+		}
 	}
 	var err error
 	if s.dir, err = os.MkdirTemp(parent, ".tandem-verify-"); err != nil {
@@ -60,9 +63,31 @@ func (s *scratchProcess) makeDirs(parent string) error {
 	return nil
 }
 
-// command runs prog as the server's user, at low priority once started (see niceStart).
+// reachableByAll checks that every user can reach into dir: each directory on its path can be searched by
+// others.
+func reachableByAll(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	for d := abs; ; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
+			return err
+		}
+		if st.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("%s has mode %s", d, st.Mode().Perm())
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+// command runs prog as the server's user, with the server's directory as its temporary directory (which the
+// server's user can write to, and which goes with the server).
 func (s *scratchProcess) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
-	cmd := command(ctx, prog, args, append(childEnv(), "LC_ALL=C"))
+	cmd := command(ctx, prog, args, append(childEnv(), "LC_ALL=C", "TMPDIR="+s.dir))
 	cmd.SysProcAttr.Credential = s.cred
 	return cmd
 }

@@ -51,6 +51,7 @@ func (c verifyCase) backedUp(t *testing.T, schema string) (db, dir, prefix strin
 	t.Helper()
 	must := mustSQL(t)
 	db, dir, prefix = dbFor(t, "db"), t.TempDir(), prefixFor(t)
+	defer func() { env = append(env, "TMPDIR="+scratchTmp(t)) }()
 	if c.engine == "postgres" {
 		must(pg.SQL("postgres", "CREATE DATABASE "+db))
 		must(pg.SQL(db, schema))
@@ -108,7 +109,7 @@ func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
 			if got := c.digest(t, db); got != before {
 				t.Errorf("verify changed the database it backs up: %s, was %s", got, before)
 			}
-			noScratchLeft(t, dir)
+			noScratchLeft(t, env)
 			name := backupFiles(dirFiles(t, dir))[0]
 			m := readObjectManifest(t, prefix, name)
 			if v := m.Verification; v == nil || v.Result != VerifyPassed || v.Rows < 2002 || v.Seconds <= 0 || v.By == "" {
@@ -132,7 +133,7 @@ func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
 			if v := readObjectManifest(t, prefix, name).Verification; v == nil || v.Result != VerifyFailed || v.Reason != ReasonRows {
 				t.Errorf("the manifest records %+v, want a failure for its rows", v)
 			}
-			noScratchLeft(t, dir)
+			noScratchLeft(t, env)
 		})
 	}
 }
@@ -174,7 +175,7 @@ func TestAByteFlippedFailsVerificationAndRestore(t *testing.T) {
 			if got := c.digest(t, db); got != before {
 				t.Fatalf("the refused restore changed the database: %s, was %s", got, before)
 			}
-			noScratchLeft(t, dir)
+			noScratchLeft(t, env)
 		})
 	}
 }
@@ -184,7 +185,7 @@ func TestAByteFlippedFailsVerificationAndRestore(t *testing.T) {
 func TestAFaultInVerificationFailsTheRowCheck(t *testing.T) {
 	for _, c := range verifyCases[:2] {
 		t.Run(c.name, func(t *testing.T) {
-			db, dir, _, env := c.backedUp(t, c.schema())
+			db, _, _, env := c.backedUp(t, c.schema())
 			drop := `DROP TABLE "Order Lines"`
 			if c.engine == "mysql" {
 				drop = "DROP TABLE `Order Lines`"
@@ -200,7 +201,7 @@ func TestAFaultInVerificationFailsTheRowCheck(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), want) || !errors.As(err, &ve) || ve.Reason != ReasonRows {
 				t.Fatalf("verify with a table dropped from the restored copy: %v, want %q", err, want)
 			}
-			noScratchLeft(t, dir)
+			noScratchLeft(t, env)
 		})
 	}
 }
@@ -233,7 +234,7 @@ func TestTheSidecarVerifiesEachBackup(t *testing.T) {
 	mustSQL(t)(pg.SQL("postgres", "CREATE DATABASE "+db))
 	mustSQL(t)(pg.SQL(db, c.schema()))
 	addr := freeAddr(t)
-	env := append(pgEnv(db, prefix, dir), "BACKUP_VERIFY=each", "BACKUP_INTERVAL=4s", "BACKUP_METRICS_BIND_ADDRESS="+addr)
+	env := append(pgEnv(db, prefix, dir), "BACKUP_VERIFY=each", "BACKUP_INTERVAL=4s", "BACKUP_METRICS_BIND_ADDRESS="+addr, "TMPDIR="+scratchTmp(t))
 	r := startTandem(t, env, "backup")
 	metrics := func() string {
 		_, body, _ := tryGet("http://" + addr + "/metrics")
@@ -279,7 +280,7 @@ func TestTheSidecarVerifiesEachBackup(t *testing.T) {
 	if code != 0 || strings.Contains(out, tampered) {
 		t.Fatalf("restore --from latest exited %d, or took the tampered backup %s:\n%s", code, tampered, out)
 	}
-	noScratchLeft(t, dir)
+	noScratchLeft(t, env)
 }
 
 // TestVerifyStoppedHalfWayLeavesNothing: SIGTERM while tandem verify runs leaves no server process and no data
@@ -287,20 +288,20 @@ func TestTheSidecarVerifiesEachBackup(t *testing.T) {
 func TestVerifyStoppedHalfWayLeavesNothing(t *testing.T) {
 	for _, c := range verifyCases[:2] {
 		t.Run(c.name, func(t *testing.T) {
-			_, dir, _, env := c.backedUp(t, c.schema())
+			_, _, _, env := c.backedUp(t, c.schema())
 			r := startTandem(t, env, "verify", "--from", "latest")
 			eventually(t, time.Minute, "the throwaway server starts", func() bool {
 				return strings.Contains(r.stderr.String(), "throwaway server started")
 			})
 			// The server is there to be stopped: the check below can fail.
-			if len(scratchLeft(dir)) == 0 {
+			if len(scratchLeft(env)) == 0 {
 				t.Fatal("no throwaway server's directory or process while it runs")
 			}
 			if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
 			r.wait(t, 30*time.Second)
-			noScratchLeft(t, dir)
+			noScratchLeft(t, env)
 		})
 	}
 }
@@ -320,6 +321,7 @@ func verifyInProcess(t *testing.T, env []string) (*VerifyResult, error) {
 		}
 	}
 	t.Setenv("PATH", deps.PGBinDir+":"+os.Getenv("PATH"))
+	t.Setenv("TMPDIR", vars["TMPDIR"])
 	cfg := DefaultConfig()
 	if err := cfg.ApplyEnv(func(k string) (string, bool) { v, ok := vars[k]; return v, ok }); err != nil {
 		t.Fatal(err)
@@ -337,27 +339,55 @@ func putManifestObject(t *testing.T, prefix string, m Manifest) {
 	putObject(t, "s3://"+bucket+"/"+prefix, m.Name+manifestSuffix, data)
 }
 
-// scratchLeft lists the throwaway servers' directories (in dir or the temporary directory) and processes there
-// are.
-func scratchLeft(dir string) []string {
+// scratchTmp is a temporary directory for the throwaway servers of one test's tandem runs, see scratchLeft. Run as
+// root, tandem runs them as nobody, who must reach it.
+func scratchTmp(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "tandem-verify-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// scratchLeft lists the throwaway servers' directories and processes that the tandem runs with env left: in its
+// BACKUP_DIR and its TMPDIR, which is the test's own, so that other tandem processes on the machine do not count.
+func scratchLeft(env []string) []string {
+	var dirs []string
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); (k == "BACKUP_DIR" || k == "TMPDIR") && v != "" {
+			dirs = append(dirs, v)
+		}
+	}
 	var left []string
-	for _, pattern := range []string{filepath.Join(dir, ".tandem-verify-*"), filepath.Join(os.TempDir(), ".tandem-verify-*")} {
-		found, _ := filepath.Glob(pattern)
+	for _, d := range dirs {
+		found, _ := filepath.Glob(filepath.Join(d, ".tandem-verify-*"))
 		left = append(left, found...)
 	}
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
-		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), ".tandem-verify-") {
-			left = append(left, "process: "+strings.ReplaceAll(string(b), "\x00", " "))
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, d := range dirs {
+			if strings.Contains(string(b), filepath.Join(d, ".tandem-verify-")) {
+				left = append(left, "process: "+strings.ReplaceAll(string(b), "\x00", " "))
+			}
 		}
 	}
 	return left
 }
 
-// noScratchLeft fails the test when a throwaway server's directory or process is left.
-func noScratchLeft(t *testing.T, dir string) {
+// noScratchLeft fails the test when a throwaway server's directory or process of the tandem run with env is
+// left.
+func noScratchLeft(t *testing.T, env []string) {
 	t.Helper()
-	if left := scratchLeft(dir); len(left) > 0 {
+	if left := scratchLeft(env); len(left) > 0 {
 		t.Errorf("the throwaway server left: %q", left)
 	}
 }

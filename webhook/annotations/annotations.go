@@ -39,6 +39,8 @@ const (
 	Database = Prefix + "database"
 	// DatabaseUser is the user the sidecar logs in as, the sidecar's DATABASE_USER.
 	DatabaseUser = Prefix + "database-user"
+	// DatabasePort is the port the sidecar connects to the database on, the sidecar's DATABASE_PORT.
+	DatabasePort = Prefix + "database-port"
 	// MetricsPort is the port of the sidecar's /metrics and /healthz; "0" serves none.
 	MetricsPort = Prefix + "metrics-port"
 	// BackupMembers says which members of a workload back up: "all" (every pod's sidecar backs up the
@@ -101,6 +103,8 @@ var All = []Annotation{
 		Default: "the profile's `database`", Validate: ValidateDatabaseName},
 	{Key: DatabaseUser, Description: "User the sidecar logs in as (every engine); the sidecar's `DATABASE_USER`. Required for `mongodb` with a database secret: the user the password belongs to, authenticated against `admin`.",
 		Default: "the profile's `DATABASE_USER` (`postgres`, `root`; none for `mongodb`)", Validate: ValidateDatabaseUser},
+	{Key: DatabasePort, Description: "Port the sidecar connects to the database on, for a database that does not listen on its engine's usual port (several host-network replicas on one node, each on a port of its own); the sidecar's `DATABASE_PORT`.",
+		Default: "the profile's `DATABASE_PORT` (`5432`, `3306`, `27017`)", Validate: ValidateDatabasePort},
 	{Key: MetricsPort, Description: "Port of the sidecar's `/metrics` and `/healthz`, declared as its container port `tandem-metrics`; `\"0\"` serves none. In a host-network pod it is a port of the node: give each replica on a node its own.",
 		Default: "the profile's `metricsPort` (`9880`)", Validate: ValidatePort},
 	{Key: BackupMembers, Description: "Which pods of a workload back up, where several replicas opt in: `all`, each pod's sidecar backing up the database beside it (each backup's name says which pod took it), or `first`, only a StatefulSet's member with index 0 (label `apps.kubernetes.io/pod-index`), the others' sidecars idle, for a primary and its standbys. `first` on another kind of workload is refused. The sidecar's `BACKUP_MEMBERS`.",
@@ -204,6 +208,14 @@ func ParsePort(v string) (int32, error) {
 		return 0, fmt.Errorf("%q is not a port number (1-65535, or 0 for none)", v)
 	}
 	return int32(n), nil
+}
+
+// ValidateDatabasePort checks the port of a database: 1 to 65535.
+func ValidateDatabasePort(v string) error {
+	if n, err := ParsePort(v); err != nil || n == 0 {
+		return fmt.Errorf("%q is not a port number (1-65535)", v)
+	}
+	return nil
 }
 
 // ValidatePort checks a port number, or "0" for none.

@@ -231,7 +231,8 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 	}
 
 	port := metricsPort(profile, ann)
-	s.warnings, s.problems = checkMetricsPort(spec, profile.ContainerName, port, s.warnings, s.problems)
+	_, portChosen := ann[annotations.MetricsPort]
+	s.warnings, s.problems = checkMetricsPort(spec, profile.ContainerName, port, portChosen, s.warnings, s.problems)
 
 	// Room for the secret's mount and volume too, appended below.
 	mounts := append(make([]corev1.VolumeMount, 0, 2+len(profile.VolumeMounts)),
@@ -275,6 +276,7 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 			"which keeps the pod from ever completing: use a profile without nativeSidecar: false", spec.RestartPolicy, name))
 	}
 	s.problems = append(s.problems, engineProblems(profile, name, c.Env, ann)...)
+	s.warnings = append(s.warnings, checkDatabasePort(spec, profile.ContainerName, c.Env)...)
 	s.container = c
 	return s
 }
@@ -316,7 +318,8 @@ func sidecarEnv(p *config.Profile, ann map[string]string, location string, secon
 	if userSet {
 		fromPod[contract.EnvDatabaseUser] = true
 	}
-	for _, a := range []struct{ key, env string }{{annotations.Verify, contract.EnvVerify}, {annotations.VerifyQueries, contract.EnvVerifyQueries}} {
+	for _, a := range []struct{ key, env string }{{annotations.DatabasePort, contract.EnvDatabasePort},
+		{annotations.Verify, contract.EnvVerify}, {annotations.VerifyQueries, contract.EnvVerifyQueries}} {
 		if v, ok := ann[a.key]; ok {
 			env = append(env, corev1.EnvVar{Name: a.env, Value: v})
 			fromPod[a.env] = true
@@ -342,9 +345,10 @@ func metricsPort(profile *config.Profile, ann map[string]string) int32 {
 }
 
 // checkMetricsPort refuses a metrics port one of the pod's containers declares already (the sidecar could never
-// serve its metrics), and warns of one in a host-network pod, where it is a port of the node. The container
-// named sidecar is the sidecar itself, or a clash placeContainer reports.
-func checkMetricsPort(spec *corev1.PodSpec, sidecar string, port int32, warnings, problems []string) ([]string, []string) {
+// serve its metrics), and warns of the profile's in a host-network pod, where it is a port of the node (chosen
+// says the pod chose its own). The container named sidecar is the sidecar itself, or a clash placeContainer
+// reports.
+func checkMetricsPort(spec *corev1.PodSpec, sidecar string, port int32, chosen bool, warnings, problems []string) ([]string, []string) {
 	if port == 0 {
 		return warnings, problems
 	}
@@ -361,12 +365,57 @@ func checkMetricsPort(spec *corev1.PodSpec, sidecar string, port int32, warnings
 			}
 		}
 	}
-	if spec.HostNetwork {
+	if spec.HostNetwork && !chosen {
 		warnings = append(warnings, fmt.Sprintf("the pod uses the node's network, so the backup sidecar's metrics port %d is a port of the node: "+
-			"a second such pod on the node cannot serve its metrics (its backups go on); set %s to a port of its own per pod, or \"0\"",
+			"the scheduler keeps a second such pod off the node, as it does for any host port; set %s to a port of its own per pod, or \"0\"",
 			port, annotations.MetricsPort))
 	}
 	return warnings, problems
+}
+
+// checkDatabasePort warns when a host-network pod's containers declare ports and none of them is the one the
+// sidecar connects to on localhost: the database most likely listens on a port of its own, and on the node's
+// network the sidecar would back up whatever answers on that port, another replica's database included. (In a
+// pod of its own network, a wrong port fails every dump, loudly.)
+func checkDatabasePort(spec *corev1.PodSpec, sidecar string, env []corev1.EnvVar) []string {
+	if !spec.HostNetwork {
+		return nil
+	}
+	var host, port string
+	for _, e := range env {
+		switch {
+		case e.Name == contract.EnvDatabaseHost && host == "":
+			host = e.Value
+		case e.Name == contract.EnvDatabasePort && port == "":
+			port = e.Value
+		}
+	}
+	want, err := strconv.ParseInt(port, 10, 32)
+	if err != nil || (host != "localhost" && host != "127.0.0.1" && host != "::1") {
+		return nil
+	}
+	var declared []string
+	for _, list := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for _, c := range list {
+			if c.Name == sidecar {
+				continue
+			}
+			for _, p := range c.Ports {
+				if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+					continue
+				}
+				if int64(p.ContainerPort) == want {
+					return nil
+				}
+				declared = append(declared, strconv.Itoa(int(p.ContainerPort)))
+			}
+		}
+	}
+	if len(declared) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("the pod uses the node's network, and the backup sidecar connects to the database on the node's port %d (%s), which no container of the pod declares (it declares %s): "+
+		"it would back up whatever database listens there; if this pod's database listens on another port, set %s", want, contract.EnvDatabasePort, strings.Join(declared, ", "), annotations.DatabasePort)}
 }
 
 // engineProblems are the combinations of profile and annotations the sidecar (tandem backup, BACKUP_ENGINE in
@@ -460,7 +509,7 @@ func valueOr(ann map[string]string, key, fallback string) string {
 
 // injectionKeys are the annotations that mean something only beside tandem.dev/backup.
 var injectionKeys = []string{annotations.BackupLocation, annotations.DatabaseSecret, annotations.DatabaseSecretKey,
-	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.MetricsPort, annotations.BackupMembers, annotations.Verify, annotations.VerifyQueries, annotations.BackupCredentials}
+	annotations.BackupInterval, annotations.Database, annotations.DatabaseUser, annotations.DatabasePort, annotations.MetricsPort, annotations.BackupMembers, annotations.Verify, annotations.VerifyQueries, annotations.BackupCredentials}
 
 func firstInjectionKey(ann map[string]string) string {
 	for _, k := range injectionKeys {

@@ -71,18 +71,35 @@ func TestTheManifestSaysWhatTheBackupHolds(t *testing.T) {
 	}
 }
 
-// TestADumpCutShortIsNotABackup: a dump program that exits 0 after writing half a dump (no completion comment)
-// leaves no backup, uploads nothing, and says why.
+// TestADumpCutShortIsNotABackup: a dump program that exits 0 after writing part of a dump (no completion comment)
+// leaves no backup, uploads nothing, and says why: a fake pg_dump, and the real mariadb-dump of a real database
+// with its last lines cut off.
 func TestADumpCutShortIsNotABackup(t *testing.T) {
-	dir, prefix := t.TempDir(), prefixFor(t)
-	env := append(pgEnv("postgres", prefix, dir),
-		fakeDump(t, `printf -- '--\n-- PostgreSQL database dump\n--\nCOPY public.items (id) FROM stdin;\n1\n2\n'`)...)
-	code, out := tandemRun(t, env, "backup", "--once")
-	if code == 0 || !strings.Contains(out, "cut short") {
-		t.Fatalf("backup --once of a dump cut short exited %d:\n%s", code, out)
-	}
-	wantFiles(t, "backups directory", dirFiles(t, dir), nil)
-	wantFiles(t, "bucket", allObjectsAt(t, store, prefix), nil)
+	t.Run("postgres", func(t *testing.T) {
+		dir, prefix := t.TempDir(), prefixFor(t)
+		env := append(pgEnv("postgres", prefix, dir),
+			fakeDump(t, `printf -- '--\n-- PostgreSQL database dump\n--\nCOPY public.items (id) FROM stdin;\n1\n2\n'`)...)
+		code, out := tandemRun(t, env, "backup", "--once")
+		if code == 0 || !strings.Contains(out, "cut short") {
+			t.Fatalf("backup --once of a dump cut short exited %d:\n%s", code, out)
+		}
+		wantFiles(t, "backups directory", dirFiles(t, dir), nil)
+		wantFiles(t, "bucket", allObjectsAt(t, store, prefix), nil)
+	})
+	t.Run("mysql", func(t *testing.T) {
+		db, dir, prefix := dbFor(t, "db"), t.TempDir(), prefixFor(t)
+		mustSQL(t)(maria.SQL("", "CREATE DATABASE "+db))
+		mustSQL(t)(maria.SQL(db, "SET SESSION max_recursive_iterations = 100000; "+mariaSchema))
+		real := filepath.Join(deps.MariaDBBinDir, "mariadb-dump")
+		cut := `"` + real + `" "$@" | head -n -3` // the pipeline's status is head's: 0
+		env := append(mariaEnv(db, prefix, dir), fakeTools(t, map[string]string{"mysqldump": cut, "mariadb-dump": cut})...)
+		code, out := tandemRun(t, env, "backup", "--once")
+		if code == 0 || !strings.Contains(out, "cut short") || !strings.Contains(out, "Dump completed") {
+			t.Fatalf("backup --once of a dump cut short exited %d:\n%s", code, out)
+		}
+		wantFiles(t, "backups directory", dirFiles(t, dir), nil)
+		wantFiles(t, "bucket", allObjectsAt(t, store, prefix), nil)
+	})
 }
 
 // TestRestoreRefusesABackupThatDoesNotMatchItsManifest: one byte changed in the stored object, and restore

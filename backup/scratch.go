@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +36,8 @@ type scratchProcess struct {
 	cred *syscall.Credential
 	// stop is the signal of a fast shutdown.
 	stop syscall.Signal
+	// env is added to the environment of the server's programs.
+	env []string
 }
 
 // makeDirs makes the server's directories under parent (the temporary directory when tandem runs as root, so
@@ -63,6 +67,31 @@ func (s *scratchProcess) makeDirs(parent string) error {
 	return nil
 }
 
+// nameTheUser returns the environment that gives this process's user a name, which initdb and postgres refuse
+// to run without, when it has none: a platform that assigns user IDs (OpenShift's namespace ranges) runs the
+// container as a user /etc/passwd does not list. nss_wrapper (Debian's libnss-wrapper, in the backup image)
+// then reads a passwd file of its own, written into dir. Nil when the user has a name.
+func nameTheUser(dir string) ([]string, error) {
+	uid, gid := os.Getuid(), os.Getgid()
+	if _, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return nil, nil
+	}
+	libs, _ := filepath.Glob("/usr/lib/*/libnss_wrapper.so")
+	more, _ := filepath.Glob("/usr/lib*/libnss_wrapper.so")
+	libs = append(libs, more...)
+	if len(libs) == 0 {
+		return nil, fmt.Errorf("user ID %d has no name (no entry in /etc/passwd), which the database server needs; the backup image gives it one with nss_wrapper (libnss-wrapper), which is not installed here", uid)
+	}
+	passwd, group := filepath.Join(dir, "passwd"), filepath.Join(dir, "group")
+	if err := os.WriteFile(passwd, fmt.Appendf(nil, "tandem:x:%d:%d:tandem:%s:/usr/sbin/nologin\n", uid, gid, dir), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(group, fmt.Appendf(nil, "tandem:x:%d:\n", gid), 0o644); err != nil {
+		return nil, err
+	}
+	return []string{"LD_PRELOAD=" + libs[0], "NSS_WRAPPER_PASSWD=" + passwd, "NSS_WRAPPER_GROUP=" + group}, nil
+}
+
 // reachableByAll checks that every user can reach into dir: each directory on its path can be searched by
 // others.
 func reachableByAll(dir string) error {
@@ -87,7 +116,7 @@ func reachableByAll(dir string) error {
 // command runs prog as the server's user, with the server's directory as its temporary directory (which the
 // server's user can write to, and which goes with the server).
 func (s *scratchProcess) command(ctx context.Context, prog string, args ...string) *exec.Cmd {
-	cmd := command(ctx, prog, args, append(childEnv(), "LC_ALL=C", "TMPDIR="+s.dir))
+	cmd := command(ctx, prog, args, append(append(childEnv(), "LC_ALL=C", "TMPDIR="+s.dir), s.env...))
 	cmd.SysProcAttr.Credential = s.cred
 	return cmd
 }

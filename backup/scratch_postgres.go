@@ -36,6 +36,12 @@ func startScratchPostgres(ctx context.Context, parent string, log logr.Logger) (
 		s.remove(log)
 		return nil, err
 	}
+	if s.cred == nil {
+		if s.env, err = nameTheUser(s.dir); err != nil {
+			s.remove(log)
+			return nil, err
+		}
+	}
 	data := filepath.Join(s.dir, "data")
 	initdb := s.command(ctx, filepath.Join(bin, "initdb"), "--pgdata", data, "--username", "postgres", "--auth", "trust",
 		"--encoding", "UTF8", "--no-locale", "--no-sync", "--no-instructions")

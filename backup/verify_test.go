@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -474,4 +476,40 @@ func TestLatestIsTheNewestVerifiedBackup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVerifyAsAUserWithoutAName: tandem verify run as a user ID that /etc/passwd does not name (as a platform that
+// assigns user IDs runs containers) still starts its throwaway PostgreSQL, which needs a name, through
+// nss_wrapper.
+func TestVerifyAsAUserWithoutAName(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run tandem as another user")
+	}
+	const uid = 4242
+	if _, err := user.LookupId(itoa(uid)); err == nil {
+		t.Skipf("user ID %d has a name here", uid)
+	}
+	_, dir, _, env := backedUp(t, "postgres", pgSchema)
+	tmp := scratchTmp(t)
+	bin := filepath.Join(tmp, "tandem")
+	data, err := os.ReadFile(tandemBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{dir, tmp} {
+		if err := os.Chown(d, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "verify", "--from", "latest")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	env = append(env, "TMPDIR="+tmp, "HOME="+tmp)
+	r := startCommand(t, cmd, env)
+	if code := r.wait(t, 2*time.Minute); code != 0 || !strings.Contains(r.stderr.String(), `"msg":"verified"`) {
+		t.Fatalf("verify as user ID %d exited %d", uid, code)
+	}
+	noScratchLeft(t, env)
 }

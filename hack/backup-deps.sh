@@ -4,7 +4,8 @@
 #
 #   PG_BINDIR=/usr/lib/postgresql/15/bin     initdb, postgres, pg_dump, psql (Debian's postgresql)
 #   MARIADB_BINDIR=/usr/bin                  mariadb-install-db, mariadb, mariadb-dump (Debian's mariadb-server)
-#   MARIADBD=/usr/sbin/mariadbd              the MariaDB server
+#   MARIADBD=/usr/sbin/mariadbd              the MariaDB server (and libnss-wrapper, installed, for a server run
+#                                            as a user without a name)
 #   VERSITYGW=/.../versitygw                 an S3-compatible server (versitygw, posix backend), built from the
 #                                            Go module proxy by hack/tools.sh
 #
@@ -34,6 +35,8 @@ mariadb_ok() {
 missing=()
 [[ -n $(pg_bindir) ]] || missing+=(postgresql)
 mariadb_ok || missing+=(mariadb-server mariadb-client)
+# nss_wrapper: tandem verify's throwaway PostgreSQL as a user with no name (tested as such when run as root).
+compgen -G '/usr/lib/*/libnss_wrapper.so' >/dev/null || missing+=(libnss-wrapper)
 if ((${#missing[@]})); then
 	apt_install "${missing[@]}"
 	[[ -n $(pg_bindir) ]] || die "postgresql installed, but no /usr/lib/postgresql/*/bin holds initdb, postgres, pg_dump and psql"

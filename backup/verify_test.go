@@ -513,3 +513,31 @@ func TestVerifyAsAUserWithoutAName(t *testing.T) {
 	}
 	noScratchLeft(t, env)
 }
+
+// TestBackupOnceVerifiesTheBackup: tandem backup --once (a CronJob's backup) verifies the backup it took, and
+// exits non-zero when that backup does not verify, with the backup kept at the location and its failure recorded.
+func TestBackupOnceVerifiesTheBackup(t *testing.T) {
+	must := mustSQL(t)
+	db, dir, prefix := dbFor(t, "db"), t.TempDir(), prefixFor(t)
+	must(pg.SQL("postgres", "CREATE DATABASE "+db))
+	must(pg.SQL(db, pgSchema))
+	env := append(pgEnv(db, prefix, dir), "BACKUP_VERIFY=each", "TMPDIR="+scratchTmp(t))
+	if code, out := tandemRun(t, env, "backup", "--once"); code != 0 || !strings.Contains(out, `"msg":"verified"`) {
+		t.Fatalf("backup --once exited %d, or did not verify:\n%s", code, out)
+	}
+	first := backupFiles(dirFiles(t, dir))[0]
+	if m := readObjectManifest(t, prefix, first); !m.passed() {
+		t.Fatalf("the manifest records %+v, want a verification that passed", m.Verification)
+	}
+	time.Sleep(time.Second) // a backup name of its own
+	code, out := tandemRun(t, append(env, "BACKUP_VERIFY_QUERIES=SELECT count(*) = 0 FROM items"), "backup", "--once")
+	if code == 0 || !strings.Contains(out, "not true") {
+		t.Fatalf("backup --once whose backup fails a check exited %d:\n%s", code, out)
+	}
+	names := backupFiles(dirFiles(t, dir))
+	second := names[len(names)-1]
+	if m := readObjectManifest(t, prefix, second); second == first || !m.failedVerification() || m.Verification.Reason != ReasonCheck {
+		t.Fatalf("the second backup %s's manifest records %+v, want a failed check", second, m.Verification)
+	}
+	noScratchLeft(t, env)
+}

@@ -49,11 +49,13 @@ func startScratchPostgres(ctx context.Context, parent string, log logr.Logger) (
 		s.remove(log)
 		return nil, fmt.Errorf("initdb: %v: %s", err, lastLines(out))
 	}
-	// No durability (the copy is thrown away), little memory, no TCP, no JIT (the image may leave LLVM out).
+	// No durability (the copy is thrown away), little memory, no TCP, no JIT (the image may leave LLVM out). With
+	// wal_level=minimal, the restore's COPY into tables its own transaction created writes no WAL at all.
 	server := s.command(context.WithoutCancel(ctx), filepath.Join(bin, "postgres"), "-D", data, "-k", s.socketDir,
 		"-p", strconv.Itoa(scratchPort), "-c", "listen_addresses=", "-c", "fsync=off", "-c", "synchronous_commit=off",
 		"-c", "full_page_writes=off", "-c", "shared_buffers=16MB", "-c", "max_connections=5", "-c", "autovacuum=off",
-		"-c", "max_wal_size=256MB", "-c", "jit=off")
+		"-c", "max_wal_size=256MB", "-c", "jit=off",
+		"-c", "wal_level=minimal", "-c", "max_wal_senders=0")
 	err = s.start(ctx, server, log, func(ctx context.Context) bool {
 		return s.command(ctx, filepath.Join(bin, "pg_isready"), "-q", "-h", s.socketDir, "-p", strconv.Itoa(scratchPort)).Run() == nil
 	})

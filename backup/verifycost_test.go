@@ -32,7 +32,8 @@ import (
 //
 //   - dump-MiB, gzip-MiB: the backup's SQL and its object;
 //   - restore-s, verify-s, verify/restore: the wall times and their ratio;
-//   - verify-cpu-s: the CPU seconds of verify's whole process tree (user and system);
+//   - restore-cpu-s, verify-cpu-s: CPU seconds (user and system): of the restore's tandem and psql and of the
+//     shared PostgreSQL server's processes while it ran; of verify's whole process tree;
 //   - peak-rss-MiB: the highest sum of VmRSS over the tree (which counts shared pages once per process),
 //     peak-pss-MiB the highest sum of Pss (shared pages divided among their processes), peak-anon-MiB of RssAnon;
 //   - peak-disk-MiB: the most the throwaway server's directory held (blocks allocated, as du counts);
@@ -106,7 +107,10 @@ func BenchmarkVerifyCost(b *testing.B) {
 	benchSQL(b, "postgres", "DROP DATABASE "+db+" WITH (FORCE)")
 	benchSQL(b, "postgres", "CREATE DATABASE "+db)
 	b.Logf("load before the restore: %s", loadavg())
+	postmaster := pgPostmaster(b)
+	serverCPU0 := treeCPU(postmaster)
 	rs := runBench(b, timeout, newTreeSampler(""), env, "restore", "--from", "latest")
+	restoreServerCPU := treeCPU(postmaster) - serverCPU0
 	if rs.code != 0 {
 		b.Fatalf("restore --from latest exited %d:\n%s", rs.code, rs.log.String())
 	}
@@ -115,8 +119,8 @@ func BenchmarkVerifyCost(b *testing.B) {
 			b.Fatalf("restored %s has %s rows, the manifest says %d", t.Name, got, t.Rows)
 		}
 	}
-	b.Logf("restore: %s (the restore client's tree: peak RSS %.0f MiB; the server's backend is not counted)\n%s",
-		rs.elapsed.Round(100*time.Millisecond), rs.sampler.peakRSS/(1<<20), rs.log.String())
+	b.Logf("restore: %s, CPU %.1f s in tandem and psql, %.1f s in the database server; the client's tree peaked at %.0f MiB RSS\n%s",
+		rs.elapsed.Round(100*time.Millisecond), rs.cpu, restoreServerCPU, rs.sampler.peakRSS/(1<<20), rs.log.String())
 
 	// 3. Verification, sampled.
 	b.Logf("load before verify: %s", loadavg())
@@ -155,6 +159,7 @@ func BenchmarkVerifyCost(b *testing.B) {
 	b.ReportMetric(rs.elapsed.Seconds(), "restore-s")
 	b.ReportMetric(vs.elapsed.Seconds(), "verify-s")
 	b.ReportMetric(ratio, "verify/restore")
+	b.ReportMetric(rs.cpu+restoreServerCPU, "restore-cpu-s")
 	b.ReportMetric(vs.cpu, "verify-cpu-s")
 	b.ReportMetric(vs.sampler.peakRSS/(1<<20), "peak-rss-MiB")
 	b.ReportMetric(vs.sampler.peakPSS/(1<<20), "peak-pss-MiB")
@@ -163,9 +168,9 @@ func BenchmarkVerifyCost(b *testing.B) {
 	for _, p := range ph {
 		b.ReportMetric(p.d.Seconds(), "verify-"+p.name+"-s")
 	}
-	summary := fmt.Sprintf("%.0f MiB SQL, %.0f MiB gzip (%.2fx), %d rows in %d tables; restore %.1f s (%s), verify %.1f s = %.2fx (%s), verify CPU %.1f s; "+
+	summary := fmt.Sprintf("%.0f MiB SQL, %.0f MiB gzip (%.2fx), %d rows in %d tables; restore %.1f s (%s), verify %.1f s = %.2fx (%s); CPU: restore %.1f s (%.1f in the server), verify %.1f s; "+
 		"peak RSS %.0f MiB (PSS %.0f, anon %.0f), peak disk %.0f MiB",
-		dumpMiB, gzipMiB, dumpMiB/gzipMiB, rows, len(m.Tables), rs.elapsed.Seconds(), phaseString(restorePhases(rs)), vs.elapsed.Seconds(), ratio, phaseString(ph), vs.cpu,
+		dumpMiB, gzipMiB, dumpMiB/gzipMiB, rows, len(m.Tables), rs.elapsed.Seconds(), phaseString(restorePhases(rs)), vs.elapsed.Seconds(), ratio, phaseString(ph), rs.cpu+restoreServerCPU, restoreServerCPU, vs.cpu,
 		vs.sampler.peakRSS/(1<<20), vs.sampler.peakPSS/(1<<20), vs.sampler.peakAnon/(1<<20), vs.sampler.peakDisk/(1<<20))
 	if cg != nil {
 		ok := 0.0
@@ -782,4 +787,50 @@ func loadavg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// pgPostmaster is the pid of the shared PostgreSQL server's postmaster: the postgres process started with -p and
+// its port.
+func pgPostmaster(b *testing.B) int {
+	b.Helper()
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err != nil {
+			continue
+		}
+		args := readCmdline(pid)
+		if len(args) == 0 || filepath.Base(args[0]) != "postgres" {
+			continue
+		}
+		for i, a := range args[:len(args)-1] {
+			if a == "-p" && args[i+1] == strconv.Itoa(pg.Port) {
+				return pid
+			}
+		}
+	}
+	b.Fatalf("no postgres process listens on port %d", pg.Port)
+	return 0
+}
+
+// treeCPU is the CPU seconds (user and system) used so far by root and its descendants, those that have exited
+// and were waited for included (they count in their parent's cutime and cstime).
+func treeCPU(root int) float64 {
+	var ticks float64
+	for _, pid := range processTree(root) {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// After the command name in parentheses: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
+		f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		for _, i := range []int{11, 12, 13, 14} {
+			n, _ := strconv.ParseFloat(f[i], 64)
+			ticks += n
+		}
+	}
+	return ticks / 100 // USER_HZ, 100 on Linux
 }

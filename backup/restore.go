@@ -308,6 +308,20 @@ func checkAgainstManifest(ctx context.Context, b objstore.Bucket, name, url stri
 		log.Info("restoring a backup that has no manifest, unchecked (written before manifests existed, or its upload did not finish)", "object", url)
 		return "", nil
 	}
+	mismatch, err := compareWithManifest(ctx, b, name, url, m)
+	if err != nil {
+		return "", err
+	}
+	if mismatch != "" {
+		return refuse(mismatch)
+	}
+	log.Info("the backup matches its manifest", "object", url, "sha256", m.SHA256, "bytes", m.Bytes)
+	return m.SHA256, nil
+}
+
+// compareWithManifest reads the whole object name (at url) once and says how it differs from what its manifest m
+// recorded (its size and SHA-256); "" when it does not.
+func compareWithManifest(ctx context.Context, b objstore.Bucket, name, url string, m *Manifest) (string, error) {
 	obj, err := b.Open(ctx, name)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", url, err)
@@ -319,11 +333,10 @@ func checkAgainstManifest(ctx context.Context, b objstore.Bucket, name, url stri
 		return "", fmt.Errorf("reading %s to check it: %w", url, err)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != m.SHA256 || n != m.Bytes {
-		return refuse(fmt.Sprintf("its %d bytes have SHA-256 %s, but its manifest says %d bytes with %s: the object changed or was damaged after it was written",
-			n, got, m.Bytes, m.SHA256))
+		return fmt.Sprintf("its %d bytes have SHA-256 %s, but its manifest says %d bytes with %s: the object changed or was damaged after it was written",
+			n, got, m.Bytes, m.SHA256), nil
 	}
-	log.Info("the backup matches its manifest", "object", url, "sha256", m.SHA256, "bytes", n)
-	return m.SHA256, nil
+	return "", nil
 }
 
 // checkedReader reads r and turns its end into an error unless what it read sums to want.

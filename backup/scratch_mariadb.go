@@ -50,7 +50,7 @@ func startScratchMariaDB(ctx context.Context, parent string, log logr.Logger) (s
 	// No durability (the copy is thrown away), little memory, no TCP, no binary log.
 	cmd := s.command(context.WithoutCancel(ctx), server, "--no-defaults", "--datadir="+data, "--socket="+s.socket,
 		"--pid-file="+filepath.Join(s.dir, "mysqld.pid"), "--skip-networking", "--skip-grant-tables", "--skip-log-bin",
-		"--skip-name-resolve", "--max-connections=5", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=64M",
+		"--skip-name-resolve", "--max-connections=5", "--open-files-limit=1024", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=64M",
 		"--innodb-flush-log-at-trx-commit=0", "--innodb-doublewrite=0", "--key-buffer-size=1M",
 		"--aria-pagecache-buffer-size=8M", "--performance-schema=OFF", "--log-error="+filepath.Join(s.dir, "server.log"))
 	err = s.start(ctx, cmd, log, func(ctx context.Context) bool {

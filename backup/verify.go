@@ -162,10 +162,15 @@ func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger
 	if m == nil {
 		return nil, nil, verifyErr(ReasonManifest, "%s has no manifest (%s): there is nothing to verify it against", url, manifestName(name))
 	}
-	sum, err := checkAgainstManifest(ctx, bucket, name, url, false, log)
-	if err != nil {
-		return m, nil, verifyErr(ReasonChecksum, "%w", err)
+	mismatch, err := compareWithManifest(ctx, bucket, name, url, m)
+	switch {
+	case err != nil:
+		return m, nil, verifyErr(ReasonRestore, "%w", err)
+	case mismatch != "":
+		return m, nil, verifyErr(ReasonChecksum, "%s: %s; it is never the latest, and restore refuses it", url, mismatch)
 	}
+	sum := m.SHA256
+	log.Info("verify: the backup matches its manifest", "object", url, "sha256", sum, "bytes", m.Bytes)
 	start := time.Now()
 	srv, err := scratchServers[eng.name](ctx, scratchParent(cfg.Dir), log)
 	if err != nil {

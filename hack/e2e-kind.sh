@@ -10,7 +10,8 @@
 #   3. installs the store, and tandem with its Helm chart (tls.mode=helm: cert-manager's controllers cannot be
 #      built here; the hosted workflow, .github/workflows/e2e-kind.yaml, installs cert-manager and uses the
 #      default mode), with e2e/testdata/config.yaml as its configuration;
-#   4. runs the e2e suite against it (E2E_KUBECONFIG), the cluster-only checks included;
+#   4. runs the e2e suite against it (E2E_KUBECONFIG), the cluster-only checks included; E2E_RUN, when set, is
+#      go test's -run filter (E2E_RUN=TestClusterSidecarVerifiesEachBackup make e2e-kind runs that test alone);
 #   5. on failure prints where to look; deletes the cluster, also on Ctrl-C, unless KEEP_CLUSTER=1.
 #
 # With E2E_KIND_PUBLIC=1 (the hosted workflow) the images come from public registries instead: kind's own node
@@ -219,5 +220,5 @@ step "running the e2e suite"
 		E2E_POSTGRES_IMAGE=$postgres E2E_POSTGRES_USER=$postgres_user E2E_BUSYBOX_IMAGE=$busybox \
 		E2E_S3_ENDPOINT=http://s3.$store_ns.svc.cluster.local:7070 E2E_S3_BUCKET=$bucket \
 		E2E_S3_ACCESS_KEY=$store_access E2E_S3_SECRET_KEY=$store_secret E2E_TANDEM_NAMESPACE=$tandem_ns \
-		go test ./e2e/ -count=1 -v -timeout 30m
+		go test ./e2e/ -count=1 -v -timeout 30m ${E2E_RUN:+-run "$E2E_RUN"}
 ) >&2

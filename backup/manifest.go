@@ -77,11 +77,17 @@ func manifestName(backup string) string { return backup + manifestSuffix }
 
 // writeLocalManifest writes m beside its backup in dir.
 func writeLocalManifest(dir string, m *Manifest) error {
-	data, err := json.MarshalIndent(m, "", "  ")
+	data, err := encodeManifest(m)
 	if err != nil {
 		return err
 	}
-	return writeFileSync(filepath.Join(dir, manifestName(m.Name)), append(data, '\n'))
+	return writeFileSync(filepath.Join(dir, manifestName(m.Name)), data)
+}
+
+// encodeManifest is m as its file holds it: indented JSON and a newline.
+func encodeManifest(m *Manifest) ([]byte, error) {
+	data, err := json.MarshalIndent(m, "", "  ")
+	return append(data, '\n'), err
 }
 
 // readManifest reads and checks the manifest of the backup name in the bucket; nil, with no error, when it has

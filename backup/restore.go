@@ -339,6 +339,9 @@ func compareWithManifest(ctx context.Context, b objstore.Bucket, name, url strin
 	return "", nil
 }
 
+// errObjectChanged is a backup's object read to its end with a SHA-256 other than its manifest's.
+var errObjectChanged = errors.New("the object changed while it was restored")
+
 // checkedReader reads r and turns its end into an error unless what it read sums to want.
 type checkedReader struct {
 	r    io.Reader
@@ -351,7 +354,7 @@ func (c *checkedReader) Read(p []byte) (int, error) {
 	c.h.Write(p[:n])
 	if errors.Is(err, io.EOF) {
 		if got := hex.EncodeToString(c.h.Sum(nil)); got != c.want {
-			return n, fmt.Errorf("the object changed while it was restored: its SHA-256 is now %s, not %s", got, c.want)
+			return n, fmt.Errorf("%w: its SHA-256 is now %s, not %s", errObjectChanged, got, c.want)
 		}
 	}
 	return n, err

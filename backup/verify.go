@@ -2,7 +2,6 @@ package backup
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -211,8 +210,8 @@ func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger
 	_ = syscall.Setpriority(syscall.PRIO_PROCESS, rc.cmd.Process.Pid, verifyNice)
 	if _, err := rc.feed(ctx, url, restoreInput(eng, backup)); err != nil {
 		reason := ReasonRestore
-		if strings.Contains(err.Error(), "SHA-256") {
-			reason = ReasonChecksum // changed while it was read
+		if errors.Is(err, errObjectChanged) {
+			reason = ReasonChecksum
 		}
 		return m, nil, verifyErr(reason, "verifying %s: the restore failed: %w", name, err)
 	}
@@ -321,9 +320,9 @@ func putManifest(ctx context.Context, b objstore.Bucket, dir string, m *Manifest
 			return err
 		}
 		defer os.Remove(f.Name())
-		data, err := json.MarshalIndent(m, "", "  ")
+		data, err := encodeManifest(m)
 		if err == nil {
-			_, err = f.Write(append(data, '\n'))
+			_, err = f.Write(data)
 		}
 		if cerr := f.Close(); err == nil {
 			err = cerr

@@ -1,10 +1,14 @@
 package backup
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -540,4 +544,26 @@ func TestBackupOnceVerifiesTheBackup(t *testing.T) {
 		t.Fatalf("the second backup %s's manifest records %+v, want a failed check", second, m.Verification)
 	}
 	noScratchLeft(t, env)
+}
+
+// TestTheChecksumIsCheckedWhileTheBackupStreams: an object whose bytes changed between the check against the
+// manifest and the restore fails at its end with errObjectChanged (a verification's reason "checksum"), and one
+// that did not reads to its end.
+func TestTheChecksumIsCheckedWhileTheBackupStreams(t *testing.T) {
+	data := []byte("-- PostgreSQL database dump\n")
+	sum := sha256.Sum256(data)
+	for _, tt := range []struct {
+		name, want string
+		changed    bool
+	}{
+		{"unchanged", hex.EncodeToString(sum[:]), false},
+		{"changed", strings.Repeat("0", 64), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := io.ReadAll(&checkedReader{r: bytes.NewReader(data), h: sha256.New(), want: tt.want})
+			if tt.changed != errors.Is(err, errObjectChanged) || (!tt.changed && (err != nil || !bytes.Equal(got, data))) {
+				t.Fatalf("read %q, %v; want changed=%v", got, err, tt.changed)
+			}
+		})
+	}
 }

@@ -41,29 +41,105 @@ type Runner struct {
 	verifiedAt time.Time
 }
 
-// sizeReference returns the manifest the next dump's size is compared with, and what it is.
-func (r *Runner) sizeReference() (*Manifest, string) {
+// sizeReference returns the manifest the next dump's size is compared with, and what it is. At the first dump it
+// reads the manifests of the local copies, or, with none, those of the newest backups at the location (bucket;
+// nil when it could not be opened, and then it tries again at the next dump).
+func (r *Runner) sizeReference(ctx context.Context, bucket objstore.Bucket) (*Manifest, string) {
 	if !r.previousLoaded {
-		r.previousLoaded = true
-		backups, _ := listLocal(r.cfg.Dir)
-		for _, b := range backups {
-			m, err := readLocalManifest(r.cfg.Dir, b.name)
-			if err != nil || m == nil {
-				continue
-			}
-			if r.previous == nil {
-				r.previous = m
-			}
-			if m.passed() {
-				r.lastVerified = m
-				break
-			}
-		}
+		r.previousLoaded = r.loadPrevious(ctx, bucket)
 	}
 	if r.lastVerified != nil {
 		return r.lastVerified, "the last verified backup"
 	}
 	return r.previous, "the backup before it"
+}
+
+// referenceDepth is how many of the newest complete backups at the location the first dump reads the manifest
+// of, to find the last verified one.
+const referenceDepth = 20
+
+// loadPrevious finds the last backup and the last verified one, and reports whether it could look.
+func (r *Runner) loadPrevious(ctx context.Context, bucket objstore.Bucket) bool {
+	backups, _ := listLocal(r.cfg.Dir)
+	for _, b := range backups {
+		m, err := readLocalManifest(r.cfg.Dir, b.name)
+		if err != nil || m == nil {
+			continue
+		}
+		if r.previous == nil {
+			r.previous = m
+		}
+		if m.passed() {
+			r.lastVerified = m
+			return true
+		}
+	}
+	if r.previous != nil {
+		return true
+	}
+	if bucket == nil {
+		return false
+	}
+	remote, err := listRemote(ctx, bucket, r.cfg.baseName(), r.eng.ext)
+	if err != nil {
+		r.log.Error(err, "cannot list the backup location to compare this dump's size with the last backup's", "location", r.loc.String())
+		return false
+	}
+	read := 0
+	for _, b := range remote {
+		if !b.complete || read == referenceDepth {
+			continue
+		}
+		read++
+		m, err := readManifest(ctx, bucket, b.key)
+		if err != nil || m == nil {
+			continue
+		}
+		if r.previous == nil {
+			r.previous = m
+		}
+		if m.passed() {
+			r.lastVerified = m
+			break
+		}
+	}
+	return true
+}
+
+// localRoom reports whether the next dump also writes a local copy, and how large it may grow (0: no limit):
+// BACKUP_KEEP is above 0 and, once uploaded backups beyond the newest keep-1 are pruned, the directory holds fewer
+// than keep, and room for one as large as the last backup within BACKUP_DIR_SIZE_LIMIT. So the directory never
+// holds more than keep backups, the one being written included; when the ones there have not been uploaded yet
+// (the location is down), the next dump streams to the location only, and they are kept.
+func (r *Runner) localRoom() (bool, int64) {
+	if r.cfg.Keep == 0 {
+		return false, 0
+	}
+	if removed, err := prune(r.cfg.Dir, r.cfg.Keep-1); err != nil {
+		r.log.Error(err, "pruning the backups directory")
+	} else if len(removed) > 0 {
+		r.log.Info("pruned uploaded backups to make room for the next one", "keep", r.cfg.Keep, "removed", removed)
+	}
+	backups, err := listLocal(r.cfg.Dir)
+	if err != nil {
+		r.log.Error(err, "listing the backups directory; this backup streams to the location only")
+		return false, 0
+	}
+	if len(backups) >= r.cfg.Keep {
+		r.log.Info("the backups directory holds BACKUP_KEEP backups not uploaded yet; this one streams to the location only, without a local copy",
+			"keep", r.cfg.Keep, "pending", len(backups))
+		return false, 0
+	}
+	if r.cfg.DirSizeLimit == 0 {
+		return true, 0
+	}
+	budget := r.cfg.usable() - usage(r.cfg.Dir)
+	if last := r.previous; last != nil && last.Bytes > budget {
+		r.log.Info("no room for a local copy as large as the last backup within BACKUP_DIR_SIZE_LIMIT; this one streams to the location only",
+			"last", bytesString(last.Bytes), "room", bytesString(max(budget, 0)), "limit", bytesString(r.cfg.DirSizeLimit))
+		return false, 0
+	}
+	return budget > 0, budget
 }
 
 // DatabaseWait is how long the sidecar waits, before its first dump, for the database to accept connections. A
@@ -74,7 +150,7 @@ const DatabaseWait = 5 * time.Minute
 
 // NewRunner checks cfg and returns a Runner for it. metrics may be nil.
 func NewRunner(cfg Config, log logr.Logger, metrics *Metrics) (*Runner, error) {
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.ValidateForBackup(); err != nil {
 		return nil, err
 	}
 	loc, err := ParseLocation(cfg.Location)
@@ -122,15 +198,18 @@ func RunSidecar(ctx context.Context, cfg Config, cfgErr error, log logr.Logger, 
 	}
 }
 
-// Once takes one backup: dump, upload every backup in the directory not uploaded yet (this one first), prune.
-// It fails when the dump failed or a backup did not land in the bucket within UploadRetryFor; a backup that did
-// not land stays in the directory for the next run.
+// Once takes one backup: dump it to the location, upload every local copy not uploaded yet, prune. It fails when
+// the dump failed, or it did not land and has no local copy, or a local copy did not land within UploadRetryFor;
+// a local copy that did not land stays in the directory for the next run.
 func (r *Runner) Once(ctx context.Context) error {
 	if err := r.prepare(); err != nil {
 		return err
 	}
-	dumpErr := r.dumpStep(ctx)
+	dumped, dumpErr := r.dumpStep(ctx)
 	_, landed, uploadErr := r.uploadPending(ctx)
+	if dumped {
+		landed++
+	}
 	if landed > 0 {
 		_, _ = r.applyRetention(ctx) // logged and counted; a backup that landed is a success
 	}
@@ -142,9 +221,10 @@ func (r *Runner) Once(ctx context.Context) error {
 	return errors.Join(dumpErr, uploadErr, verifyErr, pruneErr)
 }
 
-// Run takes a backup every Interval until ctx is cancelled, which is not an error. A dump that fails is tried
-// again after a backoff (30 s, doubling, at most the interval); a backup that did not land is uploaded again
-// after a backoff of its own, without dumping again. When the directory already holds a backup younger than
+// Run takes a backup every Interval until ctx is cancelled, which is not an error. A dump that fails, or that
+// could not be stored and has no local copy, is tried again after a backoff (30 s, doubling, at most the
+// interval): the database is dumped again, since nothing else holds that backup. A local copy that did not land
+// is uploaded again after a backoff of its own, without dumping again. When the directory already holds a backup younger than
 // the interval (the container restarted, the pod did not), the first dump waits until that one is due.
 func (r *Runner) Run(ctx context.Context) error {
 	if err := r.prepare(); err != nil {
@@ -160,10 +240,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	now := time.Now()
 	nextDump := now
-	if backups, err := listLocal(r.cfg.Dir); err == nil && len(backups) > 0 {
-		if due := backups[0].time.Add(r.cfg.Interval); due.After(now) {
+	if last, name, where := r.lastBackup(ctx); !last.IsZero() {
+		if due := last.Add(r.cfg.Interval); due.After(now) {
 			nextDump = due
-			r.log.Info("a recent backup is in the directory; waiting until the next one is due", "backup", backups[0].name, "next", due.Format(time.RFC3339))
+			r.log.Info("a recent backup is "+where+"; waiting until the next one is due", "backup", name, "next", due.Format(time.RFC3339))
 		}
 	}
 	if !nextDump.After(now) {
@@ -180,8 +260,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.log.Info("stopping")
 			return nil
 		}
+		dumped := false
 		if started := time.Now(); !started.Before(nextDump) {
-			if err := r.dumpStep(ctx); err != nil {
+			var err error
+			if dumped, err = r.dumpStep(ctx); err != nil {
 				if ctx.Err() != nil {
 					r.log.Info("stopping; the interrupted dump was removed")
 					return nil
@@ -194,6 +276,9 @@ func (r *Runner) Run(ctx context.Context) error {
 			}
 		}
 		pending, landed, _ := r.uploadPending(ctx)
+		if dumped {
+			landed++
+		}
 		if landed > 0 && ctx.Err() == nil {
 			_, _ = r.applyRetention(ctx)
 			_ = r.verifyStep(ctx) // logged and counted
@@ -211,6 +296,30 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		_ = r.pruneStep()
 	}
+}
+
+// lastBackup is when this pod's newest backup was taken, by its name, and where it is: its local copy, or else
+// the location (a sidecar restarted in a new pod, or one without local copies). Zero when there is none, or the
+// location cannot be listed (then the first dump is taken at once).
+func (r *Runner) lastBackup(ctx context.Context) (time.Time, string, string) {
+	if backups, err := listLocal(r.cfg.Dir); err == nil && len(backups) > 0 {
+		return backups[0].time, backups[0].name, "in the directory"
+	}
+	bucket, err := objstore.Open(ctx, r.loc)
+	if err != nil {
+		return time.Time{}, "", ""
+	}
+	remote, err := listRemote(ctx, bucket, r.cfg.baseName(), r.eng.ext)
+	if err != nil {
+		r.log.Error(err, "cannot list the backup location to learn when the last backup was; backing up now", "location", r.loc.String())
+		return time.Time{}, "", ""
+	}
+	for _, b := range remote {
+		if n, _ := parseBackupName(b.key); b.complete && n.pod == r.cfg.PodName {
+			return b.time, b.key, "at the location"
+		}
+	}
+	return time.Time{}, "", ""
 }
 
 // idle reports whether this pod is not the member that backs up, and why. With members "first", a pod without a
@@ -275,27 +384,46 @@ func (r *Runner) prepare() error {
 	return err
 }
 
-func (r *Runner) dumpStep(ctx context.Context) error {
+// dumpStep takes one backup, and reports whether it landed at the location.
+func (r *Runner) dumpStep(ctx context.Context) (bool, error) {
 	start := time.Now()
-	m, err := r.dump(ctx, start)
+	m, landed, err := r.dump(ctx, start)
 	if err != nil {
 		if ctx.Err() != nil {
-			r.log.Info("dump interrupted; its partial file was removed", "reason", err.Error())
-			return err
+			r.log.Info("dump interrupted; nothing was stored, and its partial copy was removed", "reason", err.Error())
+			return false, err
 		}
-		r.metrics.failed("dump")
-		r.log.Error(err, "dump failed; no backup written", "engine", r.cfg.Engine, "database", r.cfg.Database)
-		return err
+		stage := "dump"
+		if errors.Is(err, errNotStored) {
+			stage = "upload"
+		}
+		r.metrics.failed(stage)
+		r.log.Error(err, "backup failed; nothing was stored", "engine", r.cfg.Engine, "database", r.cfg.Database)
+		return false, err
 	}
-	r.log.Info("dumped", "file", filepath.Join(r.cfg.Dir, m.Name), "bytes", m.Bytes, "seconds", time.Since(start).Seconds(),
-		"sha256", m.SHA256, "tables", len(m.Tables))
+	url := r.loc.ObjectURL(m.Name)
+	r.log.Info("dumped", "object", url, "dumpBytes", m.DumpBytes, "bytes", m.Bytes, "seconds", time.Since(start).Seconds(),
+		"sha256", m.SHA256, "tables", len(m.Tables), "localCopy", r.hasLocal(m.Name))
 	if m.Suspect != "" {
 		r.metrics.suspected()
 		r.log.Info("the dump is suspect: it is kept and uploaded, but it is never the latest and retention does not count it; "+
-			"if the database did shrink, the next dumps of its new size are not suspect", "file", m.Name, "reason", m.Suspect)
+			"if the database did shrink, the next dumps of its new size are not suspect", "object", url, "reason", m.Suspect)
 	}
 	r.metrics.dumped(m.Name, start, time.Since(start), m.Bytes)
-	return nil
+	if !landed {
+		r.metrics.failed("upload") // the local copy is uploaded instead
+	}
+	if landed {
+		r.log.Info("uploaded", "object", url, "bytes", m.Bytes, "seconds", time.Since(start).Seconds(), "streamed", true)
+		r.metrics.uploaded(m.Name)
+	}
+	return landed, nil
+}
+
+// hasLocal reports whether the backup name has a local copy.
+func (r *Runner) hasLocal(name string) bool {
+	_, err := os.Lstat(filepath.Join(r.cfg.Dir, name))
+	return err == nil
 }
 
 // uploadPending uploads every finished backup in the directory that has not landed yet, newest first, each

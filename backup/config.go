@@ -1,6 +1,6 @@
-// Package backup is tandem's backup sidecar: it dumps a database through gzip into a local directory, uploads each
-// finished dump to object storage, prunes the local copies, and restores a dump into the database. The `tandem
-// backup` and `tandem restore` commands are thin wiring around it.
+// Package backup is tandem's backup sidecar: it streams a database's dump through zstd to object storage (and,
+// when asked, into a local copy), verifies it by restoring it into a throwaway server, and restores a backup into
+// the database. The `tandem backup`, `tandem verify` and `tandem restore` commands are thin wiring around it.
 package backup
 
 import (
@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/tandem-dev/tandem/internal/contract"
@@ -27,7 +28,7 @@ type Config struct {
 	Location string
 	// Interval is the time between two backups.
 	Interval time.Duration
-	// Dir is the local directory dumps are written to before they are uploaded.
+	// Dir is the local directory of the local copies (Keep), and of the throwaway server a verification starts.
 	Dir string
 	// Host, Port, User, Database and Password say which database to dump and how to log in. Port 0 and an
 	// empty User mean the engine's default.
@@ -47,8 +48,9 @@ type Config struct {
 	// PasswordFile, when set, is a file holding the password (a mounted Secret), read at every backup and
 	// restore so that a rotated password is picked up without a restart. It excludes Password.
 	PasswordFile string
-	// Keep is how many uploaded backups stay in Dir; older uploaded ones are deleted. Backups not uploaded yet
-	// are never deleted.
+	// Keep is how many local copies of backups Dir holds, the one being written included (0: none, each backup
+	// streams to Location only). Older uploaded ones are deleted; ones not uploaded yet are never deleted, and
+	// while Keep of them wait, a new backup streams to Location only.
 	Keep int
 	// RemoteKeep is how many backups of this database stay at Location; older ones are deleted after each
 	// upload. 0 keeps them all.
@@ -59,6 +61,9 @@ type Config struct {
 	// UploadRetryFor is how long a failed upload is retried, with backoff, within one pass. A backup that has
 	// not landed by then stays in Dir and is tried again on the next pass.
 	UploadRetryFor time.Duration
+	// DirSizeLimit is the most Dir may hold, in bytes (0: no limit): the sizeLimit of the emptyDir it is, which
+	// the kubelet evicts the pod for outgrowing. A verification or a local copy that would pass it is not made.
+	DirSizeLimit int64
 	// MetricsAddr is the address of /metrics and /healthz; empty or "0" serves nothing.
 	MetricsAddr string
 	// SuspectBelowPercent makes a dump suspect when it is smaller than this percentage of the last verified
@@ -90,7 +95,7 @@ func DefaultConfig() Config {
 		Interval:            24 * time.Hour,
 		Dir:                 contract.BackupMountPath,
 		Host:                "localhost",
-		Keep:                3,
+		Keep:                0,
 		UploadRetryFor:      15 * time.Minute,
 		SuspectBelowPercent: 50,
 		Verify:              VerifyEach,
@@ -109,13 +114,14 @@ func (c *Config) settings() []setting {
 		{env: contract.EnvEngine, flag: "engine", usage: "database engine: postgres, mysql or mongodb", value: (*stringValue)(&c.Engine)},
 		{env: contract.EnvLocation, flag: "location", usage: "where backups are uploaded: s3://bucket/prefix or file:///dir (S3-compatible stores: set AWS_ENDPOINT_URL)", value: (*stringValue)(&c.Location)},
 		{env: contract.EnvInterval, flag: "interval", usage: "time between two backups, a Go duration (BACKUP_INTERVAL_SECONDS, in seconds, is read when BACKUP_INTERVAL is unset)", value: (*durationValue)(&c.Interval)},
-		{env: contract.EnvDir, flag: "dir", usage: "local directory dumps are written to before they are uploaded", value: (*stringValue)(&c.Dir)},
-		{env: contract.EnvKeep, flag: "keep", usage: "how many uploaded backups to keep in the local directory (backups not uploaded yet are always kept)", value: (*intValue)(&c.Keep)},
+		{env: contract.EnvDir, flag: "dir", usage: "local directory of the local copies (--keep) and of the throwaway server a verification starts", value: (*stringValue)(&c.Dir)},
+		{env: contract.EnvKeep, flag: "keep", usage: "how many local copies of backups to keep in the directory, the one being written included (0: none, backups stream to the location only; a local copy is uploaded later when the location fails during the dump)", value: (*intValue)(&c.Keep)},
 		{env: contract.EnvRemoteKeep, flag: "remote-keep", usage: "how many backups of the database to keep at the location, newest first; older ones are deleted after each upload (0: keep all)", value: (*intValue)(&c.RemoteKeep)},
 		{env: contract.EnvRemoteMaxAge, flag: "remote-max-age", usage: "delete backups of the database at the location older than this Go duration (by the timestamp in their names) after each upload; the newest is always kept (0: no limit)", value: (*durationValue)(&c.RemoteMaxAge)},
 		{env: contract.EnvSuspectBelowPercent, flag: "suspect-below-percent", usage: "a dump smaller than this percentage of the backup before it is suspect: kept and uploaded, but never the latest and never counted by retention (0: off)", value: (*intValue)(&c.SuspectBelowPercent)},
 		{env: contract.EnvVerify, flag: "verify", usage: "when the sidecar verifies its backups, restoring each into a throwaway server: each (after every backup that lands), a Go duration such as 24h (at most once per that period), or off", value: (*stringValue)(&c.Verify)},
 		{env: contract.EnvVerifyQueries, flag: "verify-queries", usage: "checks of a verified backup's restored copy: SQL queries, one per line, that must each return true (t, true or 1)", value: (*linesValue)(&c.VerifyQueries)},
+		{env: contract.EnvDirSizeLimit, flag: "dir-size-limit", usage: "the most the directory may hold, a Kubernetes quantity such as 16Gi (the sizeLimit of its emptyDir, which tandem's injector sets): a verification or a local copy that would pass it is not made (0: no limit)", value: (*quantityValue)(&c.DirSizeLimit)},
 		{env: contract.EnvUploadRetryFor, flag: "upload-retry-for", usage: "how long a failed upload is retried with backoff before the backup is left for the next pass", value: (*durationValue)(&c.UploadRetryFor)},
 		{env: contract.EnvMetricsBindAddress, flag: "metrics-bind-address", usage: `address of /metrics and /healthz ("0" or empty serves nothing)`, value: (*stringValue)(&c.MetricsAddr)},
 		{env: contract.EnvDatabaseHost, flag: "host", usage: "database host", value: (*stringValue)(&c.Host)},
@@ -221,6 +227,9 @@ func (c *Config) Validate() error {
 	if contract.NeedsUserForPassword(c.Engine) && c.User == "" && (c.Password != "" || c.PasswordFile != "") {
 		bad("DATABASE_USER", "user", "required for %s when a password is set", c.Engine)
 	}
+	if c.DirSizeLimit < 0 {
+		bad("BACKUP_DIR_SIZE_LIMIT", "dir-size-limit", "must not be negative (0 is no limit)")
+	}
 	if c.UploadRetryFor < 0 {
 		bad("BACKUP_UPLOAD_RETRY_FOR", "upload-retry-for", "must not be negative")
 	}
@@ -245,6 +254,26 @@ func (c *Config) Validate() error {
 		bad("DATABASE_NAME", "database", "%q cannot be part of a file name", c.Database)
 	}
 	return errors.Join(errs...)
+}
+
+// ValidateForBackup is Validate, and what backing up needs more than a restore does: a location outside the
+// directory, whose emptyDir is deleted with the pod (a restore may read a backup copied there).
+func (c *Config) ValidateForBackup() error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	return c.validateLocation()
+}
+
+func (c *Config) validateLocation() error {
+	l, err := ParseLocation(c.Location)
+	if err != nil {
+		return fmt.Errorf("BACKUP_LOCATION (--location): %w", err)
+	}
+	if err := contract.CheckOutside(l, c.Dir); err != nil {
+		return fmt.Errorf("BACKUP_LOCATION (--location): %w", err)
+	}
+	return nil
 }
 
 // password is the database password: DATABASE_PASSWORD_FILE's content, without its trailing newline, read now,
@@ -288,6 +317,21 @@ func (l *linesValue) Set(v string) error {
 			*l = append(*l, line)
 		}
 	}
+	return nil
+}
+
+// quantityValue is a number of bytes given as a Kubernetes quantity (16Gi, 500M, 1073741824).
+type quantityValue int64
+
+func (q *quantityValue) String() string {
+	return resource.NewQuantity(int64(*q), resource.BinarySI).String()
+}
+func (q *quantityValue) Set(v string) error {
+	x, err := resource.ParseQuantity(v)
+	if err != nil {
+		return fmt.Errorf("%q is not a quantity such as 16Gi", v)
+	}
+	*q = quantityValue(x.Value())
 	return nil
 }
 

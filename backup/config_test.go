@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-logr/logr"
 )
 
 func lookupIn(env map[string]string) func(string) (string, bool) {
@@ -35,7 +37,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	}{
 		{name: "defaults when the environment says nothing else", env: base,
 			check: func(c Config) bool {
-				return c.Interval == 24*time.Hour && c.Dir == "/backups" && c.Host == "localhost" && c.Keep == 3 && c.port() == 5432 && c.user() == "postgres"
+				return c.Interval == 24*time.Hour && c.Dir == "/backups" && c.Host == "localhost" && c.Keep == 0 && c.port() == 5432 && c.user() == "postgres"
 			}},
 		{name: "BACKUP_INTERVAL is a Go duration", env: with("BACKUP_INTERVAL", "90m"),
 			check: func(c Config) bool { return c.Interval == 90*time.Minute }},
@@ -207,5 +209,25 @@ func TestResolveFrom(t *testing.T) {
 				t.Fatalf("got %q prefix %q name %q, want %q prefix %q name %q", loc.Bucket, loc.Prefix, name, tt.bucket, tt.prefx, tt.name)
 			}
 		})
+	}
+}
+
+// TestTheSidecarRefusesToBackUpIntoItsOwnDirectory: a file:// location at or under BACKUP_DIR would put the
+// backups where the pod's deletion takes them; a restore from there is allowed.
+func TestTheSidecarRefusesToBackUpIntoItsOwnDirectory(t *testing.T) {
+	for _, loc := range []string{"file:///backups", "file:///backups/", "file:///backups/db"} {
+		cfg := DefaultConfig()
+		cfg.Engine, cfg.Database, cfg.Location = "postgres", "app", loc
+		if _, err := NewRunner(cfg, logr.Discard(), nil); err == nil || !strings.Contains(err.Error(), "inside the sidecar's own directory /backups") {
+			t.Errorf("NewRunner with BACKUP_LOCATION=%s: %v", loc, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("Validate (as a restore reads it) with BACKUP_LOCATION=%s: %v", loc, err)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Engine, cfg.Database, cfg.Location = "postgres", "app", "file:///backups-elsewhere"
+	if _, err := NewRunner(cfg, logr.Discard(), nil); err != nil {
+		t.Errorf("NewRunner with a location beside BACKUP_DIR: %v", err)
 	}
 }

@@ -17,7 +17,7 @@ import (
 // file only the sidecar's user can read.
 type engine struct {
 	name string
-	// ext is the dump's file extension, before .gz.
+	// ext is the dump's file extension, before the codec's (.zst).
 	ext string
 	// dump returns the dump program and its arguments; restore those of the restore program, given the name of
 	// the backup it reads.
@@ -71,8 +71,8 @@ var engines = map[string]*engine{
 	"mongodb": {
 		name: "mongodb", ext: "archive",
 		dump: func(c *Config) (string, []string, error) {
-			// --archive without a file name writes the archive to standard output; it is gzipped here, like the
-			// other engines' dumps, rather than with --gzip, so that the file is one gzip stream.
+			// --archive without a file name writes the archive to standard output; it is compressed here, like
+			// the other engines' dumps, rather than with --gzip, so that the object is one zstd stream.
 			args := append(mongoConn(c), "--archive")
 			if c.Database != "" {
 				args = append(args, "--db="+c.Database)

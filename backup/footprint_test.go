@@ -156,7 +156,7 @@ func BenchmarkSidecarFootprint(b *testing.B) {
 	b.ReportMetric(procStatus(b, pid)["VmHWM"]/(1<<20), "peak-VmHWM-MiB")
 	names := backupFiles(dirFiles(b, dir))
 	if st, err := os.Stat(filepath.Join(dir, names[len(names)-1])); err == nil {
-		b.ReportMetric(float64(bigDump)/float64(st.Size()), "gzip-ratio")
+		b.ReportMetric(float64(bigDump)/float64(st.Size()), "compression-ratio")
 	}
 	if !dumpStart.IsZero() && !uploadStart.IsZero() {
 		b.ReportMetric(uploadStart.Sub(dumpStart).Seconds(), "dump-s")

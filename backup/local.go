@@ -9,11 +9,14 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/tandem-dev/tandem/backup/codec"
 )
 
-// Backups are named <database>-<UTC timestamp>-<pod>.<ext>.gz, or <database>-<UTC timestamp>.<ext>.gz where no
-// pod name is known (a backup taken outside a pod, or by an earlier version). While a dump is written, its file is
-// .<name>.partial, hidden and not ending in .gz, so that nothing looks like a backup until it is one.
+// Backups are named <database>-<UTC timestamp>-<pod>.<ext>.zst, or <database>-<UTC timestamp>.<ext>.zst where no
+// pod name is known (a backup taken outside a pod, or by an earlier version); backups written before zstd end in
+// .gz instead. While a local copy is written, its file is .<name>.partial, hidden and ending in neither, so that
+// nothing looks like a backup until it is one.
 // <name>.uploaded beside a backup records that it landed in the bucket (its content is the object's URL).
 const (
 	timestampLayout = "20060102T150405Z"
@@ -21,14 +24,14 @@ const (
 	uploadedSuffix  = ".uploaded"
 )
 
-var backupNameRE = regexp.MustCompile(`^(.+?)-(\d{8}T\d{6}Z)(?:-([a-z0-9][a-z0-9.-]*))?\.([a-z0-9]+)\.gz$`)
+var backupNameRE = regexp.MustCompile(`^(.+?)-(\d{8}T\d{6}Z)(?:-([a-z0-9][a-z0-9.-]*))?\.([a-z0-9]+)\.(` + codec.Exts() + `)$`)
 
-// backupName is the file and object name of a backup of pod (empty: none) taken at t.
+// backupName is the file and object name of a new backup of pod (empty: none) taken at t.
 func backupName(base, pod, ext string, t time.Time) string {
 	if pod != "" {
-		return fmt.Sprintf("%s-%s-%s.%s.gz", base, t.UTC().Format(timestampLayout), pod, ext)
+		return fmt.Sprintf("%s-%s-%s.%s.%s", base, t.UTC().Format(timestampLayout), pod, ext, codec.Zstd.Ext)
 	}
-	return fmt.Sprintf("%s-%s.%s.gz", base, t.UTC().Format(timestampLayout), ext)
+	return fmt.Sprintf("%s-%s.%s.%s", base, t.UTC().Format(timestampLayout), ext, codec.Zstd.Ext)
 }
 
 // parsedName is what a backup's name says.
@@ -37,6 +40,8 @@ type parsedName struct {
 	time time.Time
 	pod  string // empty when the name has none
 	ext  string
+	// codec is how the dump is compressed.
+	codec *codec.Codec
 }
 
 // parseBackupName reads a backup's name.
@@ -49,7 +54,8 @@ func parseBackupName(name string) (parsedName, bool) {
 	if err != nil {
 		return parsedName{}, false
 	}
-	return parsedName{base: m[1], time: t, pod: m[3], ext: m[4]}, true
+	c, _ := codec.ForExt(m[5])
+	return parsedName{base: m[1], time: t, pod: m[3], ext: m[4], codec: c}, true
 }
 
 // localBackup is a finished backup file in the backups directory.

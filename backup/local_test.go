@@ -7,21 +7,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tandem-dev/tandem/backup/codec"
 )
 
 func TestBackupName(t *testing.T) {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.FixedZone("CET", 3600))
 	name := backupName("app", "", "sql", at)
-	if name != "app-20260102T020405Z.sql.gz" {
+	if name != "app-20260102T020405Z.sql.zst" {
 		t.Fatalf("name %q, want the UTC timestamp", name)
 	}
 	n, ok := parseBackupName(name)
-	if !ok || n.base != "app" || !n.time.Equal(at) || n.ext != "sql" || n.pod != "" {
+	if !ok || n.base != "app" || !n.time.Equal(at) || n.ext != "sql" || n.pod != "" || n.codec != codec.Zstd {
 		t.Fatalf("parsed %+v %v", n, ok)
+	}
+	// Backups written before zstd are gzip's.
+	if n, ok := parseBackupName("app-20260102T020405Z-db-0.sql.gz"); !ok || n.pod != "db-0" || n.ext != "sql" || n.codec != codec.Gzip {
+		t.Fatalf("a gzip backup's name parsed as %+v %v", n, ok)
 	}
 	// Two replicas of a StatefulSet in the same second: their backups differ by the pod, which the name says.
 	a, b := backupName("my-app", "orders-db-0", "sql", at), backupName("my-app", "orders-db-1", "sql", at)
-	if a == b || a != "my-app-20260102T020405Z-orders-db-0.sql.gz" {
+	if a == b || a != "my-app-20260102T020405Z-orders-db-0.sql.zst" {
 		t.Fatalf("names %q and %q", a, b)
 	}
 	if n, ok := parseBackupName(b); !ok || n.base != "my-app" || n.pod != "orders-db-1" || n.ext != "sql" || !n.time.Equal(at) {
@@ -34,7 +40,7 @@ func TestBackupName(t *testing.T) {
 		t.Fatalf("a database name with dashes: %+v %v", n, ok)
 	}
 	for _, n := range []string{".app-20260102T020405Z.sql.gz.partial", "app-20260102T020405Z.sql.gz.uploaded", "app.sql.gz", "app-2026.sql.gz",
-		"app-20260102T020405Z-.sql.gz", "app-20260102T020405Z-Pod.sql.gz"} {
+		"app-20260102T020405Z-.sql.gz", "app-20260102T020405Z-Pod.sql.gz", "app-20260102T020405Z.sql.bz2", "app-20260102T020405Z.sql.zst.partial"} {
 		if _, ok := parseBackupName(n); ok {
 			t.Errorf("%q parsed as a backup", n)
 		}

@@ -2,7 +2,6 @@ package backup
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"flag"
 	"fmt"
@@ -334,7 +333,7 @@ func dirFiles(t testing.TB, dir string) []string {
 
 // objects lists the backups under prefix in the shared bucket (not their manifests), from the S3 server's
 // directory.
-func objects(t *testing.T, s3 *backuptest.S3, prefix string) []string {
+func objects(t testing.TB, s3 *backuptest.S3, prefix string) []string {
 	t.Helper()
 	var names []string
 	for _, n := range allObjectsAt(t, s3, prefix) {
@@ -346,7 +345,7 @@ func objects(t *testing.T, s3 *backuptest.S3, prefix string) []string {
 }
 
 // allObjectsAt returns every object under prefix in the test bucket, the backups' manifests included, sorted.
-func allObjectsAt(t *testing.T, s3 *backuptest.S3, prefix string) []string {
+func allObjectsAt(t testing.TB, s3 *backuptest.S3, prefix string) []string {
 	t.Helper()
 	names, err := s3.Objects(bucket, prefix)
 	if err != nil {
@@ -377,24 +376,33 @@ func backupFiles(names []string) []string {
 	return out
 }
 
-// gunzip returns the uncompressed content of a gzip file, failing on a bad checksum.
-func gunzip(t *testing.T, path string) string {
+// dumpText returns the uncompressed content of a backup file, by the codec its name ends with, failing on a
+// damaged stream.
+func dumpText(t *testing.T, path string) string {
 	t.Helper()
+	n, ok := parseBackupName(filepath.Base(path))
+	if !ok {
+		t.Fatalf("%s is not named like a backup", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	zr, err := gzip.NewReader(f)
+	zr, err := n.codec.NewReader(f)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer zr.Close()
 	b, err := io.ReadAll(zr)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
 	return string(b)
 }
+
+// stored is the path of the object name under prefix in the test bucket, in the S3 server's directory.
+func stored(prefix, name string) string { return filepath.Join(store.Root, bucket, prefix, name) }
 
 func sameFile(t *testing.T, a, b string) {
 	t.Helper()

@@ -27,6 +27,8 @@ type Manifest struct {
 	Format int    `json:"format"`
 	Name   string `json:"name"`
 	Engine string `json:"engine"`
+	// Compression is the codec the object is compressed with (zstd; empty in backups written before it: gzip).
+	Compression string `json:"compression,omitempty"`
 	// ServerVersion and ClientVersion are the versions the dump's text names, when it names them.
 	ServerVersion string `json:"serverVersion,omitempty"`
 	ClientVersion string `json:"clientVersion,omitempty"`

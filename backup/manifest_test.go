@@ -12,7 +12,7 @@ import (
 )
 
 // readObjectManifest reads the manifest of the backup name from the test bucket's directory.
-func readObjectManifest(t *testing.T, prefix, name string) Manifest {
+func readObjectManifest(t testing.TB, prefix, name string) Manifest {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(store.Root, bucket, prefix, name+manifestSuffix))
 	if err != nil {
@@ -57,7 +57,7 @@ func TestTheManifestSaysWhatTheBackupHolds(t *testing.T) {
 			if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
 				t.Fatalf("backup --once exited %d", code)
 			}
-			name := backupFiles(dirFiles(t, dir))[0]
+			name := objects(t, store, prefix)[0]
 			m := readObjectManifest(t, prefix, name)
 			sum, size := sha256File(t, filepath.Join(store.Root, bucket, prefix, name))
 			empty := strings.Replace(table, "items", "empty", 1)
@@ -107,8 +107,8 @@ func TestADumpCutShortIsNotABackup(t *testing.T) {
 // landed.
 func TestRestoreRefusesABackupThatDoesNotMatchItsManifest(t *testing.T) {
 	must := mustSQL(t)
-	db, dir, prefix, env := backedUp(t, "postgres", pgSchema)
-	name := backupFiles(dirFiles(t, dir))[0]
+	db, _, prefix, env := backedUp(t, "postgres", pgSchema)
+	name := objects(t, store, prefix)[0]
 	must(pg.SQL(db, "DELETE FROM items WHERE id > 10"))
 	before := must(pg.SQL(db, pgDigest))
 
@@ -164,7 +164,7 @@ func TestASuspectDumpIsKeptButNeverTheLatest(t *testing.T) {
 		if n == "1000" && !strings.Contains(out, "the dump is suspect") {
 			t.Errorf("the small dump was not reported suspect:\n%s", out)
 		}
-		names = backupFiles(dirFiles(t, dir))
+		names = objects(t, store, prefix)
 	}
 	good, small := names[0], names[1] // sorted by name: oldest first
 	if m := readObjectManifest(t, prefix, small); !strings.Contains(m.Suspect, "the backup before it") || !strings.Contains(m.Suspect, good) {

@@ -99,8 +99,8 @@ func (r recorded) checkSecret(t *testing.T, tool, password string) {
 	}
 }
 
-// TestMongoDBRoundTrip: `tandem backup --once` runs mongodump --archive into <db>-<timestamp>.archive.gz and
-// uploads it; `tandem restore` streams it into mongorestore --archive --drop, restricted to the database's
+// TestMongoDBRoundTrip: `tandem backup --once` streams mongodump --archive to <db>-<timestamp>.archive.zst in
+// the bucket; `tandem restore` streams it into mongorestore --archive --drop, restricted to the database's
 // namespaces, and renamed when restoring into another database.
 func TestMongoDBRoundTrip(t *testing.T) {
 	dir, prefix, rec := t.TempDir(), prefixFor(t), t.TempDir()
@@ -116,12 +116,11 @@ func TestMongoDBRoundTrip(t *testing.T) {
 	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
 		t.Fatalf("backup --once exited %d", code)
 	}
-	names := backupFiles(dirFiles(t, dir))
-	if len(names) != 1 || !strings.HasPrefix(names[0], "app-") || !strings.HasSuffix(names[0], ".archive.gz") {
-		t.Fatalf("backups directory holds %q, want one app-<timestamp>.archive.gz", dirFiles(t, dir))
+	names := objects(t, store, prefix)
+	if len(names) != 1 || !strings.HasPrefix(names[0], "app-") || !strings.HasSuffix(names[0], ".archive.zst") {
+		t.Fatalf("the bucket holds %q, want one app-<timestamp>.archive.zst", names)
 	}
-	wantFiles(t, "bucket", objects(t, store, prefix), names)
-	if got := gunzip(t, filepath.Join(dir, names[0])); got != content {
+	if got := dumpText(t, stored(prefix, names[0])); got != content {
 		t.Fatalf("the backup holds %d bytes, not mongodump's %d-byte archive", len(got), len(content))
 	}
 	dump := readRecord(t, rec, "dump")
@@ -152,7 +151,7 @@ func TestMongoDBRoundTrip(t *testing.T) {
 }
 
 // TestMongoDBWithoutAccessControl: no user, no password, no database: every database is dumped into
-// all-<timestamp>.archive.gz, and no credentials are passed at all.
+// all-<timestamp>.archive.zst, and no credentials are passed at all.
 func TestMongoDBWithoutAccessControl(t *testing.T) {
 	dir, prefix, rec := t.TempDir(), prefixFor(t), t.TempDir()
 	archive := filepath.Join(rec, "archive")
@@ -163,9 +162,9 @@ func TestMongoDBWithoutAccessControl(t *testing.T) {
 	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
 		t.Fatalf("backup --once exited %d", code)
 	}
-	names := backupFiles(dirFiles(t, dir))
-	if len(names) != 1 || !strings.HasPrefix(names[0], "all-") || !strings.HasSuffix(names[0], ".archive.gz") {
-		t.Fatalf("backups directory holds %q, want one all-<timestamp>.archive.gz", dirFiles(t, dir))
+	names := objects(t, store, prefix)
+	if len(names) != 1 || !strings.HasPrefix(names[0], "all-") || !strings.HasSuffix(names[0], ".archive.zst") {
+		t.Fatalf("the bucket holds %q, want one all-<timestamp>.archive.zst", names)
 	}
 	wantFiles(t, "mongodump's arguments", readRecord(t, rec, "dump").args, []string{"--host=127.0.0.1", "--port=27018", "--archive"})
 	if code, _ := tandemRun(t, env, "restore", "--from", "latest"); code != 0 {

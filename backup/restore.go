@@ -1,7 +1,6 @@
 package backup
 
 import (
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/tandem-dev/tandem/backup/codec"
 	"github.com/tandem-dev/tandem/backup/objstore"
 )
 
@@ -25,7 +25,7 @@ const Latest = "latest"
 
 // RestoreOptions say which backup Restore restores, and how far it trusts it.
 type RestoreOptions struct {
-	// From is Latest, the URL of an object (s3://bucket/prefix/db-20260102T030405Z.sql.gz), or the name of an
+	// From is Latest, the URL of an object (s3://bucket/prefix/db-20260102T030405Z.sql.zst), or the name of an
 	// object at the configured location.
 	From string
 	// Unverified restores a backup whose manifest is unreadable or does not match it, knowingly.
@@ -142,9 +142,14 @@ func locate(ctx context.Context, cfg Config, loc Location, name string, log logr
 	return b, nil
 }
 
-// openBackup opens the object name (at url) and reads it through gunzip; closing what it returns closes the
-// object. With a SHA-256 (hex) to match, the object's end is an error unless its bytes sum to it.
+// openBackup opens the object name (at url) and reads it decompressed, by the codec its name ends with (.zst,
+// or .gz for backups written before zstd); closing what it returns closes the object. With a SHA-256 (hex) to
+// match, the object's end is an error unless its bytes sum to it.
 func openBackup(ctx context.Context, bucket objstore.Bucket, name, url, sum string) (io.ReadCloser, error) {
+	c := codec.Gzip // a name tandem did not write: gzip, as every backup before zstd
+	if n, ok := parseBackupName(name); ok {
+		c = n.codec
+	}
 	obj, err := bucket.Open(ctx, name)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", url, err)
@@ -153,15 +158,28 @@ func openBackup(ctx context.Context, bucket objstore.Bucket, name, url, sum stri
 	if sum != "" {
 		raw = &checkedReader{r: obj, h: sha256.New(), want: sum}
 	}
-	zr, err := gzip.NewReader(raw)
+	zr, err := c.NewReader(raw)
 	if err != nil {
 		obj.Close()
-		return nil, fmt.Errorf("%s: not a gzip file: %w", url, err)
+		return nil, fmt.Errorf("%s: not a %s file: %w", url, c.Name, err)
 	}
 	return struct {
 		io.Reader
 		io.Closer
-	}{zr, obj}, nil
+	}{zr, closers{zr, obj}}, nil
+}
+
+// closers closes each of its closers, and returns the first error.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var first error
+	for _, c := range cs {
+		if err := c.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 // restoreClient is a restore program that has started, reading the backup on its standard input, in.
@@ -249,7 +267,7 @@ func latest(ctx context.Context, b objstore.Bucket, base, ext string) (name stri
 		return "", false, "", err
 	}
 	if len(backups) == 0 {
-		return "", false, "", fmt.Errorf("no backup of %q (%s-<timestamp>.%s.gz) found", base, base, ext)
+		return "", false, "", fmt.Errorf("no backup of %q (%s-<timestamp>.%s.zst, or .gz) found", base, base, ext)
 	}
 	var suspect, failed []string
 	fallback := ""

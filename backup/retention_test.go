@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -139,16 +140,7 @@ func putObjects(t *testing.T, location string, keys ...string) {
 // putObject uploads data as the object name at location, through the store's API.
 func putObject(t *testing.T, location, name string, data []byte) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "object")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if err := openLocation(t, location).Upload(context.Background(), name, f, int64(len(data))); err != nil {
+	if _, err := objstore.Put(context.Background(), openLocation(t, location), name, bytes.NewReader(data), objstore.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -237,7 +229,7 @@ func TestRemoteRetention(t *testing.T) {
 					putObjects(t, location, k)
 				}
 				putObjects(t, location, others...)
-				env := append(pgEnv("app", "", dir), "BACKUP_LOCATION="+location)
+				env := append(pgEnv("app", "", dir), "BACKUP_LOCATION="+location, "BACKUP_KEEP=1") // the local copy names the new backup
 				env = append(append(env, tt.settings...), fakeDump(t, wholeFakeDump)...)
 				if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
 					t.Fatalf("backup --once exited %d", code)
@@ -272,7 +264,7 @@ func TestRemoteRetentionDeleteFails(t *testing.T) {
 	}
 	addr := "127.0.0.1:" + itoa(port)
 	env := append(pgEnv("app", prefix, dir), "AWS_ENDPOINT_URL="+proxy, "BACKUP_REMOTE_KEEP=2", "BACKUP_INTERVAL=1h",
-		"BACKUP_METRICS_BIND_ADDRESS="+addr)
+		"BACKUP_METRICS_BIND_ADDRESS="+addr, "BACKUP_KEEP=1")
 	env = append(env, fakeDump(t, wholeFakeDump)...)
 	r := startTandem(t, env, "backup")
 	var m string

@@ -31,13 +31,13 @@ func TestPostgresRoundTrip(t *testing.T) {
 	}
 	files := dirFiles(t, dir)
 	first := backupFiles(files)
-	if len(first) != 1 || !strings.HasPrefix(first[0], src+"-") || !strings.HasSuffix(first[0], ".sql.gz") {
-		t.Fatalf("backups directory holds %q, want one %s-<timestamp>.sql.gz", files, src)
+	if len(first) != 1 || !strings.HasPrefix(first[0], src+"-") || !strings.HasSuffix(first[0], ".sql.zst") {
+		t.Fatalf("backups directory holds %q, want one %s-<timestamp>.sql.zst", files, src)
 	}
 	wantFiles(t, "backups directory", files, []string{first[0], first[0] + manifestSuffix, first[0] + ".uploaded"})
 	wantFiles(t, "bucket", allObjectsAt(t, store, prefix), withManifests(first))
 	sameFile(t, filepath.Join(dir, first[0]), filepath.Join(store.Root, bucket, prefix, first[0]))
-	if sql := gunzip(t, filepath.Join(dir, first[0])); !strings.Contains(sql, "PostgreSQL database dump complete") {
+	if sql := dumpText(t, filepath.Join(dir, first[0])); !strings.Contains(sql, "PostgreSQL database dump complete") {
 		t.Fatalf("the backup is not a whole pg_dump:\n%.500s", sql)
 	}
 
@@ -84,8 +84,8 @@ INSERT INTO items WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM
 
 const mariaDigest = `SELECT CONCAT(COUNT(*), ' ', MD5(GROUP_CONCAT(CONCAT_WS(',', id, name, price, HEX(data), created) ORDER BY id SEPARATOR '|'))) FROM items`
 
-// TestMariaDBRoundTrip backs up a MariaDB database with mariadb-dump (or mysqldump) and restores it into a fresh
-// database with the mariadb client.
+// TestMariaDBRoundTrip backs up a MariaDB database with mariadb-dump (or mysqldump), streamed to the bucket with
+// no local copy (the default), and restores it into a fresh database with the mariadb client.
 func TestMariaDBRoundTrip(t *testing.T) {
 	must := mustSQL(t)
 	src, dst := dbFor(t, "src"), dbFor(t, "dst")
@@ -98,12 +98,13 @@ func TestMariaDBRoundTrip(t *testing.T) {
 	if code, _ := tandemRun(t, env(src), "backup", "--once"); code != 0 {
 		t.Fatalf("backup --once exited %d", code)
 	}
-	got := backupFiles(dirFiles(t, dir))
-	if len(got) != 1 || !strings.HasPrefix(got[0], src+"-") {
-		t.Fatalf("backups directory holds %q", dirFiles(t, dir))
+	wantFiles(t, "backups directory", dirFiles(t, dir), nil)
+	got := objects(t, store, prefix)
+	if len(got) != 1 || !strings.HasPrefix(got[0], src+"-") || !strings.HasSuffix(got[0], ".sql.zst") {
+		t.Fatalf("the bucket holds %q, want one %s-<timestamp>.sql.zst", got, src)
 	}
 	wantFiles(t, "bucket", allObjectsAt(t, store, prefix), withManifests(got))
-	if sql := gunzip(t, filepath.Join(dir, got[0])); !strings.Contains(sql, "Dump completed") {
+	if sql := dumpText(t, stored(prefix, got[0])); !strings.Contains(sql, "Dump completed") {
 		t.Fatalf("the backup is not a whole dump:\n%.500s", sql)
 	}
 	url := "s3://" + bucket + "/" + prefix + "/" + got[0]
@@ -116,7 +117,8 @@ func TestMariaDBRoundTrip(t *testing.T) {
 }
 
 // TestFileLocation backs up to a file:// location (a mounted volume) and restores the latest from it: the
-// directory holds the backup and nothing else (no .attrs files, no temporary files).
+// location holds the backup and its manifest and nothing else (no .attrs files, no temporary files), the backups
+// directory nothing.
 func TestFileLocation(t *testing.T) {
 	must := mustSQL(t)
 	db := dbFor(t, "db")
@@ -128,9 +130,15 @@ func TestFileLocation(t *testing.T) {
 	if code, _ := tandemRun(t, env, "backup", "--once"); code != 0 {
 		t.Fatalf("backup --once exited %d", code)
 	}
-	local := backupFiles(dirFiles(t, dir))
-	wantFiles(t, "location", dirFiles(t, target), withManifests(local))
-	sameFile(t, filepath.Join(dir, local[0]), filepath.Join(target, local[0]))
+	wantFiles(t, "backups directory", dirFiles(t, dir), nil)
+	backups := backupFiles(dirFiles(t, target))
+	if len(backups) != 1 {
+		t.Fatalf("the location holds %q, want one backup", dirFiles(t, target))
+	}
+	wantFiles(t, "location", dirFiles(t, target), withManifests(backups))
+	if sql := dumpText(t, filepath.Join(target, backups[0])); !strings.Contains(sql, "PostgreSQL database dump complete") {
+		t.Fatalf("the backup is not a whole pg_dump:\n%.500s", sql)
+	}
 	must(pg.SQL(db, "DROP TABLE items"))
 	if code, _ := tandemRun(t, env, "restore", "--from", "latest"); code != 0 {
 		t.Fatalf("restore --from latest exited %d", code)

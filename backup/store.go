@@ -46,7 +46,7 @@ func SplitObjectURL(s string) (Location, string, error) {
 }
 
 // upload copies the local file path to the bucket as name, streaming, and checks that the object that landed
-// has the file's size.
+// has the file's size. A failed or cancelled upload publishes nothing.
 func upload(ctx context.Context, b objstore.Bucket, path, name string) (int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -57,21 +57,29 @@ func upload(ctx context.Context, b objstore.Bucket, path, name string) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	n := st.Size()
-	// The store reads each part straight from the file, one at a time: an upload holds no part in memory. A
-	// failed or cancelled upload publishes nothing.
-	if err := b.Upload(ctx, name, f, n); err != nil {
+	n, err := objstore.Put(ctx, b, name, f, objstore.CreateOptions{ContentType: contentType(name), SizeHint: st.Size()})
+	if err != nil {
 		return 0, err
 	}
-	size, err := b.Size(ctx, name)
-	if err != nil {
-		return 0, fmt.Errorf("uploaded, but reading it back: %w", err)
-	}
-	if size != n {
-		return 0, fmt.Errorf("uploaded %d bytes, but the object has %d", n, size)
+	if n != st.Size() {
+		return 0, fmt.Errorf("uploaded %d bytes of the %d in %s", n, st.Size(), path)
 	}
 	return n, nil
 }
+
+// contentType is the media type of the object name: a backup's codec's, or JSON for a manifest.
+func contentType(name string) string {
+	if strings.HasSuffix(name, manifestSuffix) {
+		return "application/json"
+	}
+	if n, ok := parseBackupName(name); ok {
+		return n.codec.ContentType
+	}
+	return ""
+}
+
+// errNotStored is a backup that could not be stored at the location.
+var errNotStored = errors.New("the backup could not be stored")
 
 func isNotFound(err error) bool {
 	return errors.Is(err, objstore.ErrNotFound) || errors.Is(err, os.ErrNotExist)

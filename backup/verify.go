@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -49,7 +50,7 @@ const (
 )
 
 // verifyReasons are all the reasons, for the metric's series.
-var verifyReasons = []string{ReasonManifest, ReasonChecksum, ReasonServer, ReasonRestore, ReasonRows, ReasonCheck}
+var verifyReasons = []string{ReasonManifest, ReasonChecksum, ReasonServer, ReasonSpace, ReasonRestore, ReasonRows, ReasonCheck}
 
 // Verification is the result of a backup's last verification, as its manifest records it.
 type Verification struct {
@@ -133,7 +134,7 @@ func verifyBackup(ctx context.Context, cfg Config, b located, log logr.Logger) (
 		err = ve
 	}
 	elapsed := time.Since(start)
-	if m == nil || ctx.Err() != nil || (ve != nil && ve.Reason == ReasonServer) {
+	if m == nil || ctx.Err() != nil || (ve != nil && (ve.Reason == ReasonServer || ve.Reason == ReasonSpace)) {
 		return res, err // nothing to record it in, or nothing learnt of the backup
 	}
 	v := &Verification{Result: VerifyPassed, At: time.Now().UTC(), Seconds: elapsed.Seconds(), By: verifierName(cfg),
@@ -156,7 +157,7 @@ func verifyBackup(ctx context.Context, cfg Config, b located, log logr.Logger) (
 
 // restoreAndCheck is the verification itself; it returns the backup's manifest when it could be read.
 func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger) (*Manifest, *VerifyResult, error) {
-	bucket, eng, name, url := b.bucket, b.eng, b.name, b.url
+	bucket, name, url := b.bucket, b.name, b.url
 	m, err := readManifest(ctx, bucket, name)
 	if err != nil {
 		return nil, nil, verifyErr(ReasonManifest, "%s: %w", url, err)
@@ -171,12 +172,27 @@ func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger
 	case mismatch != "":
 		return m, nil, verifyErr(ReasonChecksum, "%s: %s; it is never the latest, and restore refuses it", url, mismatch)
 	}
+	if err := cfg.checkVerifySpace(name, m.DumpBytes); err != nil {
+		return m, nil, err
+	}
+	sctx, stop := cfg.watchSpace(ctx)
+	defer stop()
+	res, err := restoreIntoScratch(sctx, cfg, b, m, log)
+	if cause := context.Cause(sctx); err != nil && errors.Is(cause, errOutgrew) {
+		err = verifyErr(ReasonSpace, "verifying %s: %w", name, cause)
+	}
+	return m, res, err
+}
+
+// restoreIntoScratch restores the backup b, which matches its manifest m, into a throwaway server and checks it.
+func restoreIntoScratch(ctx context.Context, cfg Config, b located, m *Manifest, log logr.Logger) (*VerifyResult, error) {
+	bucket, eng, name, url := b.bucket, b.eng, b.name, b.url
 	sum := m.SHA256
 	log.Info("verify: the backup matches its manifest", "object", url, "sha256", sum, "bytes", m.Bytes)
 	start := time.Now()
 	srv, err := scratchServers[eng.name](ctx, scratchParent(cfg.Dir), log)
 	if err != nil {
-		return m, nil, verifyErr(ReasonServer, "starting a throwaway server to verify %s: %w", name, err)
+		return nil, verifyErr(ReasonServer, "starting a throwaway server to verify %s: %w", name, err)
 	}
 	defer srv.remove(log)
 	// A backup of one database restores into a database of that name; a backup of all (mysql) makes its own.
@@ -189,23 +205,23 @@ func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger
 	}
 	if database != "" {
 		if err := srv.createDatabase(ctx, database); err != nil {
-			return m, nil, verifyErr(ReasonServer, "verifying %s: %w", name, err)
+			return nil, verifyErr(ReasonServer, "verifying %s: %w", name, err)
 		}
 	}
 	backup, err := openBackup(ctx, bucket, name, url, sum)
 	if err != nil {
-		return m, nil, verifyErr(ReasonRestore, "%w", err)
+		return nil, verifyErr(ReasonRestore, "%w", err)
 	}
 	defer backup.Close()
 	scratch := srv.target(cfg, database)
 	cl, err := eng.client(&scratch, true, name)
 	if err != nil {
-		return m, nil, verifyErr(ReasonRestore, "%w", err)
+		return nil, verifyErr(ReasonRestore, "%w", err)
 	}
 	defer cl.cleanup()
 	rc, err := startRestoreClient(ctx, cl, log)
 	if err != nil {
-		return m, nil, verifyErr(ReasonRestore, "%w", err)
+		return nil, verifyErr(ReasonRestore, "%w", err)
 	}
 	_ = syscall.Setpriority(syscall.PRIO_PROCESS, rc.cmd.Process.Pid, verifyNice)
 	if _, err := rc.feed(ctx, url, restoreInput(eng, backup)); err != nil {
@@ -213,12 +229,12 @@ func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger
 		if errors.Is(err, errObjectChanged) {
 			reason = ReasonChecksum
 		}
-		return m, nil, verifyErr(reason, "verifying %s: the restore failed: %w", name, err)
+		return nil, verifyErr(reason, "verifying %s: the restore failed: %w", name, err)
 	}
 	log.Info("verify: restored into a throwaway server", "object", url, "seconds", time.Since(start).Seconds())
 	if verifyFault != nil {
 		if err := verifyFault(ctx, srv, database); err != nil {
-			return m, nil, err
+			return nil, err
 		}
 	}
 	var tables []tableRows
@@ -232,7 +248,7 @@ func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger
 	if len(tables) > 0 {
 		counts, err := srv.rowCounts(ctx, database, tables)
 		if err != nil {
-			return m, nil, verifyErr(ReasonRows, "verifying %s: counting the rows: %w", name, err)
+			return nil, verifyErr(ReasonRows, "verifying %s: counting the rows: %w", name, err)
 		}
 		var problems []string
 		for _, t := range tables {
@@ -248,22 +264,22 @@ func restoreAndCheck(ctx context.Context, cfg Config, b located, log logr.Logger
 			}
 		}
 		if len(problems) > 0 {
-			return m, nil, verifyErr(ReasonRows, "verifying %s: %s", name, strings.Join(problems, "; "))
+			return nil, verifyErr(ReasonRows, "verifying %s: %s", name, strings.Join(problems, "; "))
 		}
 	}
 	for _, q := range cfg.VerifyQueries {
 		out, err := srv.query(ctx, database, q)
 		if err != nil {
-			return m, nil, verifyErr(ReasonCheck, "verifying %s: the check %q failed: %w", name, q, err)
+			return nil, verifyErr(ReasonCheck, "verifying %s: the check %q failed: %w", name, q, err)
 		}
 		if got := strings.TrimSpace(out); !isTrue(got) {
-			return m, nil, verifyErr(ReasonCheck, "verifying %s: the check %q returned %q, not true (BACKUP_VERIFY_QUERIES)", name, q, got)
+			return nil, verifyErr(ReasonCheck, "verifying %s: the check %q returned %q, not true (BACKUP_VERIFY_QUERIES)", name, q, got)
 		}
 		res.Checks++
 		log.Info("verify: check passed", "query", q)
 	}
 	res.Elapsed = time.Since(start)
-	return m, res, nil
+	return res, nil
 }
 
 // isTrue reports whether a check's output is one true value: t or true (postgres), 1 (mysql).
@@ -309,30 +325,16 @@ var scratchServers = map[string]func(ctx context.Context, parent string, log log
 
 // putManifest writes m to the bucket, and beside its backup in dir when the backup is still there.
 func putManifest(ctx context.Context, b objstore.Bucket, dir string, m *Manifest) error {
-	path := filepath.Join(dir, manifestName(m.Name))
 	if _, err := os.Stat(filepath.Join(dir, m.Name)); err == nil {
 		if err := writeLocalManifest(dir, m); err != nil {
 			return err
 		}
-	} else {
-		f, err := os.CreateTemp("", ".tandem-manifest-*.json")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		data, err := encodeManifest(m)
-		if err == nil {
-			_, err = f.Write(data)
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return err
-		}
-		path = f.Name()
 	}
-	_, err := upload(ctx, b, path, manifestName(m.Name))
+	data, err := encodeManifest(m)
+	if err != nil {
+		return err
+	}
+	_, err = objstore.Put(ctx, b, manifestName(m.Name), bytes.NewReader(data), objstore.CreateOptions{ContentType: "application/json"})
 	return err
 }
 
@@ -387,7 +389,7 @@ func (r *Runner) verifyStep(ctx context.Context) error {
 		return err
 	}
 	r.metrics.verified(res.Elapsed)
-	if m, err := readLocalManifest(r.cfg.Dir, name); err == nil && m != nil {
+	if m, err := readManifest(ctx, bucket, name); err == nil && m != nil {
 		r.lastVerified = m
 	}
 	return nil

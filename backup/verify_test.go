@@ -105,7 +105,7 @@ func (c verifyCase) table(db, table string) string {
 func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
 	for _, c := range verifyCases {
 		t.Run(c.name, func(t *testing.T) {
-			db, dir, prefix, env := c.backedUp(t, c.schema())
+			db, _, prefix, env := c.backedUp(t, c.schema())
 			before := c.digest(t, db)
 			code, out := tandemRun(t, env, "verify", "--from", "latest")
 			lines, _ := json.Marshal(c.table(db, "Order Lines"))
@@ -116,7 +116,7 @@ func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
 				t.Errorf("verify changed the database it backs up: %s, was %s", got, before)
 			}
 			noScratchLeft(t, env)
-			name := backupFiles(dirFiles(t, dir))[0]
+			name := objects(t, store, prefix)[0]
 			m := readObjectManifest(t, prefix, name)
 			if v := m.Verification; v == nil || v.Result != VerifyPassed || v.Rows < 2002 || v.Seconds <= 0 || v.By == "" {
 				t.Fatalf("the manifest records %+v, want a verification that passed with at least 2002 rows", v)
@@ -149,14 +149,14 @@ func TestVerifyRestoresIntoAThrowawayServer(t *testing.T) {
 func TestAByteFlippedFailsVerificationAndRestore(t *testing.T) {
 	for _, c := range verifyCases[:2] {
 		t.Run(c.name, func(t *testing.T) {
-			db, dir, prefix, env := c.backedUp(t, c.schema())
+			db, _, prefix, env := c.backedUp(t, c.schema())
 			if c.engine == "postgres" {
 				mustSQL(t)(pg.SQL(db, "DELETE FROM items WHERE id > 10"))
 			} else {
 				mustSQL(t)(maria.SQL(db, "DELETE FROM items WHERE id > 10"))
 			}
 			before := c.digest(t, db)
-			name := backupFiles(dirFiles(t, dir))[0]
+			name := objects(t, store, prefix)[0]
 			data, err := os.ReadFile(filepath.Join(store.Root, bucket, prefix, name))
 			if err != nil {
 				t.Fatal(err)
@@ -250,7 +250,7 @@ func TestTheSidecarVerifiesEachBackup(t *testing.T) {
 		v, ok := metricValue(metrics(), "tandem_backup_last_verified_timestamp_seconds")
 		return ok && v > 0
 	})
-	first := backupFiles(dirFiles(t, dir))[0]
+	first := objects(t, store, prefix)[0]
 	m := readObjectManifest(t, prefix, first)
 	if !m.passed() {
 		t.Fatalf("the first backup's manifest records %+v, want a verification that passed", m.Verification)
@@ -529,7 +529,7 @@ func TestBackupOnceVerifiesTheBackup(t *testing.T) {
 	if code, out := tandemRun(t, env, "backup", "--once"); code != 0 || !strings.Contains(out, `"msg":"verified"`) {
 		t.Fatalf("backup --once exited %d, or did not verify:\n%s", code, out)
 	}
-	first := backupFiles(dirFiles(t, dir))[0]
+	first := objects(t, store, prefix)[0]
 	if m := readObjectManifest(t, prefix, first); !m.passed() {
 		t.Fatalf("the manifest records %+v, want a verification that passed", m.Verification)
 	}
@@ -538,7 +538,7 @@ func TestBackupOnceVerifiesTheBackup(t *testing.T) {
 	if code == 0 || !strings.Contains(out, "not true") {
 		t.Fatalf("backup --once whose backup fails a check exited %d:\n%s", code, out)
 	}
-	names := backupFiles(dirFiles(t, dir))
+	names := objects(t, store, prefix)
 	second := names[len(names)-1]
 	if m := readObjectManifest(t, prefix, second); second == first || !m.failedVerification() || m.Verification.Reason != ReasonCheck {
 		t.Fatalf("the second backup %s's manifest records %+v, want a failed check", second, m.Verification)
@@ -565,5 +565,52 @@ func TestTheChecksumIsCheckedWhileTheBackupStreams(t *testing.T) {
 				t.Fatalf("read %q, %v; want changed=%v", got, err, tt.changed)
 			}
 		})
+	}
+}
+
+// TestAVerificationThatWouldNotFitIsNotStarted: with BACKUP_DIR_SIZE_LIMIT too small for the throwaway server a
+// backup needs, verify says so, naming the size to set, starts no server, and records nothing in the manifest
+// (the backup is not at fault).
+func TestAVerificationThatWouldNotFitIsNotStarted(t *testing.T) {
+	c := verifyCases[0]
+	_, _, prefix, env := c.backedUp(t, c.schema())
+	code, out := tandemRun(t, append(env, "BACKUP_DIR_SIZE_LIMIT=50Mi"), "verify", "--from", "latest")
+	if code == 0 || !strings.Contains(out, "so it was not started: raise the profile's dataSizeLimit to at least") {
+		t.Fatalf("verify with too small a directory exited %d:\n%s", code, out)
+	}
+	noScratchLeft(t, env)
+	if m := readObjectManifest(t, prefix, objects(t, store, prefix)[0]); m.Verification != nil {
+		t.Fatalf("the manifest records %+v for a verification that could not start", m.Verification)
+	}
+	if code, out := tandemRun(t, append(env, "BACKUP_DIR_SIZE_LIMIT=1Gi"), "verify", "--from", "latest"); code != 0 {
+		t.Fatalf("verify with room exited %d:\n%s", code, out)
+	}
+}
+
+// TestTheSpaceWatchStopsAVerificationThatOutgrowsTheDirectory: the watch ends its context, saying why, once what
+// the directory holds passes the limit less its margin, and not before.
+func TestTheSpaceWatchStopsAVerificationThatOutgrowsTheDirectory(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, DirSizeLimit: 10 << 20}
+	ctx, stop := cfg.watchSpace(context.Background())
+	defer stop()
+	write := func(name string, n int) {
+		if err := os.WriteFile(filepath.Join(dir, name), bytes.Repeat([]byte{'x'}, n), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a", 8<<20) // under 9 MiB
+	time.Sleep(2500 * time.Millisecond)
+	if err := ctx.Err(); err != nil {
+		t.Fatalf("8 MiB of a 10 MiB limit ended the watch: %v", context.Cause(ctx))
+	}
+	write("b", 2<<20)
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("10 MiB of a 10 MiB limit did not end the watch")
+	}
+	if cause := context.Cause(ctx); !errors.Is(cause, errOutgrew) || !strings.Contains(cause.Error(), "raise the profile's dataSizeLimit") {
+		t.Fatalf("the watch ended with %v", cause)
 	}
 }

@@ -87,14 +87,11 @@ func BenchmarkVerifyCost(b *testing.B) {
 	if bk.code != 0 {
 		b.Fatalf("backup --once exited %d:\n%s", bk.code, bk.log.String())
 	}
-	names := backupFiles(dirFiles(b, dir))
+	names := objects(b, store, prefix)
 	if len(names) != 1 {
-		b.Fatalf("backup --once left %q in %s", names, dir)
+		b.Fatalf("backup --once left %q at %s", names, prefix)
 	}
-	m, err := readLocalManifest(dir, names[0])
-	if err != nil || m == nil {
-		b.Fatalf("the manifest of %s: %v", names[0], err)
-	}
+	m := readObjectManifest(b, prefix, names[0])
 	var rows int64
 	for _, t := range m.Tables {
 		rows += t.Rows
@@ -138,6 +135,7 @@ func BenchmarkVerifyCost(b *testing.B) {
 	// 3b. The same in a memory cgroup of the sidecar's limit, where that can be had.
 	var cg *benchRun
 	var cgDir string
+	var err error
 	if os.Getenv("TANDEM_BENCH_CGROUP") == "off" {
 		b.Logf("cgroup run skipped: TANDEM_BENCH_CGROUP=off")
 	} else if cgDir, err = newMemCgroup(int64(cgMiB * (1 << 20))); err != nil {
@@ -498,6 +496,8 @@ type treeSampler struct {
 	peakCgUsage, peakCgCache   float64
 	peakCgUnreclaimable        float64
 	stop, done                 chan struct{}
+	// onSample, when set, is called with the root's pid at each sample.
+	onSample func(root int)
 }
 
 func newTreeSampler(cgroup string) *treeSampler {
@@ -520,6 +520,9 @@ func (s *treeSampler) run(root int) {
 		defer t.Stop()
 		for {
 			s.sample(root)
+			if s.onSample != nil {
+				s.onSample(root)
+			}
 			select {
 			case <-s.stop:
 				return

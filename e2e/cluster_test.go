@@ -239,8 +239,8 @@ func TestClusterBackupRestoresIntoAFreshDatabase(t *testing.T) {
 	eventually(t, 3*time.Minute, "an upload of a backup taken after the row was written", func() (bool, error) {
 		objects, err := c.uploads(ctx, ns, pod.Name)
 		for _, o := range objects {
-			if !strings.HasSuffix(o, ".gz") {
-				return false, fmt.Errorf("uploaded %q, not a .gz", o)
+			if !strings.HasSuffix(o, ".zst") {
+				return false, fmt.Errorf("uploaded %q, not a .zst", o)
 			}
 			if taken, ok := backupTime(o); ok && !taken.Before(written.Truncate(time.Second).Add(time.Second)) {
 				object = o
@@ -251,7 +251,7 @@ func TestClusterBackupRestoresIntoAFreshDatabase(t *testing.T) {
 	})
 
 	// Its name says which pod took it, so that the backups of several replicas never collide.
-	if !strings.HasSuffix(object, "-"+pod.Name+".sql.gz") {
+	if !strings.HasSuffix(object, "-"+pod.Name+".sql.zst") {
 		t.Errorf("the backup %s does not name the pod that took it, %s", object, pod.Name)
 	}
 
@@ -273,7 +273,7 @@ func TestClusterBackupRestoresIntoAFreshDatabase(t *testing.T) {
 	}
 }
 
-// backupTime reads the UTC timestamp in a backup's name (orders-20261125T073000Z-orders-db.sql.gz).
+// backupTime reads the UTC timestamp in a backup's name (orders-20261125T073000Z-orders-db.sql.zst).
 func backupTime(object string) (time.Time, bool) {
 	name := object[strings.LastIndex(object, "/")+1:]
 	for part := range strings.SplitSeq(name, "-") {
@@ -309,7 +309,7 @@ func TestClusterJobsRunWithTheirDefaults(t *testing.T) {
 
 	t.Run("a Job whose template opts in with the default profile completes and is deleted after its TTL", func(t *testing.T) {
 		j := job(ns, busybox, func(j *batchv1.Job) {
-			j.Spec.Template.Annotations = map[string]string{annotations.Backup: "true", annotations.BackupLocation: "file:///backups"}
+			j.Spec.Template.Annotations = map[string]string{annotations.Backup: "true", annotations.BackupLocation: "file:///tmp"}
 		})
 		if err := k8s.Create(ctx, j); err != nil {
 			t.Fatal(err)

@@ -123,7 +123,7 @@ func TestClusterSidecarVerifiesEachBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 	taken, _ := backupTime(newest)
-	tampered := fmt.Sprintf("orders-%s-%s.sql.gz", taken.Add(time.Hour).UTC().Format("20060102T150405Z"), pod.Name)
+	tampered := fmt.Sprintf("orders-%s-%s.sql.zst", taken.Add(time.Hour).UTC().Format("20060102T150405Z"), pod.Name)
 	data, err := store.get(ctx, newest)
 	if err != nil {
 		t.Fatal(err)
@@ -382,7 +382,7 @@ func (b *bucketClient) newestComplete(ctx context.Context) (string, error) {
 	for _, o := range out.Contents {
 		name := strings.TrimPrefix(aws.ToString(o.Key), b.prefix)
 		keys[name] = true
-		if _, ok := backupTime(name); ok && strings.HasSuffix(name, ".sql.gz") {
+		if _, ok := backupTime(name); ok && strings.HasSuffix(name, ".sql.zst") {
 			backups = append(backups, name)
 		}
 	}

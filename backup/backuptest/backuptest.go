@@ -21,6 +21,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
 // Deps are the programs hack/backup-deps.sh provides.
@@ -411,6 +415,27 @@ func (s *S3) Objects(bucket, prefix string) ([]string, error) {
 		}
 	}
 	return names, nil
+}
+
+// Uploads lists the keys of the multipart uploads open in bucket, asking the server: a writer that committed,
+// aborted or failed leaves none.
+func (s *S3) Uploads(bucket string) ([]string, error) {
+	client := s3.New(s3.Options{
+		Region: "us-east-1", BaseEndpoint: aws.String("http://" + s.Addr()), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+	})
+	var keys []string
+	p := s3.NewListMultipartUploadsPaginator(client, &s3.ListMultipartUploadsInput{Bucket: &bucket})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("listing the multipart uploads of %s: %w", bucket, err)
+		}
+		for _, u := range page.Uploads {
+			keys = append(keys, aws.ToString(u.Key))
+		}
+	}
+	return keys, nil
 }
 
 // Stop stops the server; its root directory stays until Close.

@@ -7,10 +7,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tandem-dev/tandem/backup/backuptest"
 	"github.com/tandem-dev/tandem/backup/objstore"
@@ -61,7 +61,7 @@ func TestParse(t *testing.T) {
 func TestBucket(t *testing.T) {
 	t.Run("file", func(t *testing.T) {
 		dir := t.TempDir()
-		testBucket(t, "file://"+dir, func() []string { return listDir(t, dir) })
+		testBucket(t, "file://"+dir, func() []string { return listDir(t, dir) }, func() []string { return nil })
 	})
 	t.Run("s3", func(t *testing.T) {
 		deps, err := backuptest.Provision()
@@ -77,21 +77,29 @@ func TestBucket(t *testing.T) {
 			k, v, _ := strings.Cut(kv, "=")
 			t.Setenv(k, v)
 		}
+		uploads := func() []string {
+			keys, err := srv.Uploads("backups")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return keys
+		}
 		testBucket(t, "s3://backups/team/orders", func() []string {
 			names, err := srv.Objects("backups", "team/orders")
 			if err != nil {
 				t.Fatal(err)
 			}
 			return names
-		})
-		// Nothing was left outside the prefix, and no multipart upload was left open.
+		}, uploads)
 		if names, _ := srv.Objects("backups", ""); len(names) != 0 {
 			t.Errorf("objects outside the prefix: %v", names)
 		}
 	})
 }
 
-func testBucket(t *testing.T, url string, stored func() []string) {
+// testBucket checks a bucket: stored lists the objects the store holds, uploads the multipart uploads it holds
+// open.
+func testBucket(t *testing.T, url string, stored, uploads func() []string) {
 	ctx := context.Background()
 	loc, err := contract.ParseLocation(url)
 	if err != nil {
@@ -101,15 +109,38 @@ func testBucket(t *testing.T, url string, stored func() []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	small := writeFile(t, 1000)
-	large := writeFile(t, 70<<20) // above the multipart threshold: two parts
-	for name, f := range map[string]*os.File{"a.sql.gz": small, "b.sql.gz": large} {
-		st, _ := f.Stat()
-		if err := b.Upload(ctx, name, f, st.Size()); err != nil {
-			t.Fatalf("Upload %s: %v", name, err)
+	small := randomBytes(1000)     // one PUT
+	large := randomBytes(37 << 20) // eight parts of 5 MiB, the last smaller, two in flight
+	// Written in pieces of an odd size, as a compressor's output arrives, with no hint.
+	w, err := b.Create(ctx, "b.sql.zst", objstore.CreateOptions{ContentType: "application/zstd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rest := large; len(rest) > 0; {
+		n := min(len(rest), 100_003)
+		if _, err := w.Write(rest[:n]); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		rest = rest[n:]
+		if len(rest) == len(large)/2 {
+			if got := stored(); slices.Contains(got, "b.sql.zst") {
+				t.Errorf("half written, the object is already visible: %v", got)
+			}
 		}
 	}
-	if got := stored(); !slices.Equal(got, []string{"a.sql.gz", "b.sql.gz"}) {
+	if got := stored(); slices.Contains(got, "b.sql.zst") {
+		t.Errorf("before Commit, the object is visible: %v", got)
+	}
+	if n, err := w.Commit(); err != nil || n != int64(len(large)) {
+		t.Fatalf("Commit = %d, %v; want %d", n, err, len(large))
+	}
+	if err := w.Abort(); err != nil {
+		t.Errorf("Abort after Commit: %v", err)
+	}
+	if n, err := objstore.Put(ctx, b, "a.sql.gz", bytes.NewReader(small), objstore.CreateOptions{}); err != nil || n != 1000 {
+		t.Fatalf("Put a.sql.gz = %d, %v", n, err)
+	}
+	if got := stored(); !slices.Equal(got, []string{"a.sql.gz", "b.sql.zst"}) {
 		t.Errorf("stored objects = %v", got)
 	}
 	objs, err := b.List(ctx)
@@ -120,23 +151,21 @@ func testBucket(t *testing.T, url string, stored func() []string) {
 	for _, o := range objs {
 		sizes[o.Key] = o.Size
 	}
-	if len(sizes) != 2 || sizes["a.sql.gz"] != 1000 || sizes["b.sql.gz"] != 70<<20 {
+	if len(sizes) != 2 || sizes["a.sql.gz"] != 1000 || sizes["b.sql.zst"] != 37<<20 {
 		t.Errorf("List = %+v", objs)
 	}
-	if n, err := b.Size(ctx, "b.sql.gz"); err != nil || n != 70<<20 {
+	if n, err := b.Size(ctx, "b.sql.zst"); err != nil || n != 37<<20 {
 		t.Errorf("Size = %d, %v", n, err)
 	}
-	for _, f := range []*os.File{small, large} {
-		name := map[*os.File]string{small: "a.sql.gz", large: "b.sql.gz"}[f]
+	for name, want := range map[string][]byte{"a.sql.gz": small, "b.sql.zst": large} {
 		r, err := b.Open(ctx, name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		got, err := io.ReadAll(r)
 		r.Close()
-		want, _ := os.ReadFile(f.Name())
 		if err != nil || !bytes.Equal(got, want) {
-			t.Errorf("Open %s: %d bytes (%v), want the %d uploaded", name, len(got), err, len(want))
+			t.Errorf("Open %s: %d bytes (%v), want the %d written", name, len(got), err, len(want))
 		}
 	}
 	if _, err := b.Size(ctx, "missing.sql.gz"); !errors.Is(err, objstore.ErrNotFound) {
@@ -145,40 +174,97 @@ func testBucket(t *testing.T, url string, stored func() []string) {
 	if _, err := b.Open(ctx, "missing.sql.gz"); !errors.Is(err, objstore.ErrNotFound) {
 		t.Errorf("Open of a missing object: %v, want ErrNotFound", err)
 	}
-	if err := b.Upload(ctx, "../escape", small, 1000); err == nil {
-		t.Error("Upload of ../escape succeeded")
+	if _, err := b.Create(ctx, "../escape", objstore.CreateOptions{}); err == nil {
+		t.Error("Create of ../escape succeeded")
 	}
-	// A cancelled upload leaves nothing.
+
+	// An upload left open, as a writer that was killed leaves it, is listed, and AbortUpload ends it.
+	w, err = b.Create(ctx, "left.sql.zst", objstore.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(large[:20<<20]); err != nil {
+		t.Fatal(err)
+	}
+	open, err := b.Uploads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 1 || open[0].Key != "left.sql.zst" || open[0].ID == "" || time.Since(open[0].Initiated) > time.Hour {
+		t.Fatalf("Uploads = %+v, want the one being written", open)
+	}
+	if err := b.AbortUpload(ctx, open[0]); err != nil {
+		t.Fatalf("AbortUpload: %v", err)
+	}
+	_ = w.Abort() // its upload is gone already
+	if open, err := b.Uploads(ctx); err != nil || len(open) != 0 {
+		t.Fatalf("after AbortUpload, Uploads = %+v, %v", open, err)
+	}
+
+	// An object aborted after three parts went, one cancelled in the middle of its parts, and one whose
+	// Commit comes after its context ended: none appears, and no part is left behind.
+	w, err = b.Create(ctx, "aborted.sql.zst", objstore.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(large[:30<<20]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Abort(); err != nil {
+		t.Errorf("Abort: %v", err)
+	}
+	if _, err := w.Write(small); err == nil {
+		t.Error("Write after Abort succeeded")
+	}
+	if _, err := w.Commit(); err == nil {
+		t.Error("Commit after Abort succeeded")
+	}
 	cctx, cancel := context.WithCancel(ctx)
+	w, err = b.Create(cctx, "cancelled.sql.zst", objstore.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.Write(large[:20<<20])
 	cancel()
-	if err := b.Upload(cctx, "c.sql.gz", large, 70<<20); err == nil {
-		t.Error("cancelled Upload succeeded")
+	if err == nil {
+		_, err = w.Write(large[20<<20:])
+	}
+	if err == nil {
+		t.Error("Write after the context ended succeeded")
+	}
+	if _, err := w.Commit(); err == nil {
+		t.Error("Commit after the context ended succeeded")
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	w, err = b.Create(dctx, "late.sql.gz", objstore.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(small); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := w.Commit(); err == nil {
+		t.Error("Commit after the context ended succeeded")
 	}
 	for _, name := range []string{"a.sql.gz", "missing.sql.gz"} {
 		if err := b.Delete(ctx, name); err != nil {
 			t.Errorf("Delete %s: %v", name, err)
 		}
 	}
-	if got := stored(); !slices.Equal(got, []string{"b.sql.gz"}) {
-		t.Errorf("after a cancelled upload and a delete, stored objects = %v", got)
+	if got := stored(); !slices.Equal(got, []string{"b.sql.zst"}) {
+		t.Errorf("after aborted and cancelled objects and a delete, stored objects = %v", got)
+	}
+	if got := uploads(); len(got) != 0 {
+		t.Errorf("multipart uploads left open: %v", got)
 	}
 }
 
-func writeFile(t *testing.T, size int) *os.File {
-	t.Helper()
+func randomBytes(size int) []byte {
 	data := make([]byte, size)
 	r := rand.NewChaCha8([32]byte{byte(size)})
 	r.Read(data)
-	path := filepath.Join(t.TempDir(), "dump")
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+	return data
 }
 
 func listDir(t *testing.T, dir string) []string {

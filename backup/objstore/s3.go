@@ -1,12 +1,15 @@
 package objstore
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -16,13 +19,18 @@ import (
 	"github.com/aws/smithy-go"
 )
 
-// Multipart uploads: S3 allows at most 10,000 parts of at least 5 MiB (but the last). Parts are read straight
-// from the file, one at a time, so an upload holds no part in memory whatever its size.
+// Objects are written in parts of at least 5 MiB: S3 takes at most 10,000 parts, each of at least 5 MiB but the
+// last, and at most 5 GiB. A writer holds partsInFlight parts being uploaded and one being filled, so its memory
+// is (partsInFlight+1) × the part size: 15 MiB at 5 MiB. An object smaller than one part is stored with one PUT
+// when it is committed.
 const (
-	minPartSize = 5 << 20
-	maxParts    = 9000 // below S3's 10,000, with room to spare
-	// multipartAbove is the size above which a file is uploaded in parts rather than with one PUT.
-	multipartAbove = 64 << 20
+	minPartSize   = 5 << 20
+	maxPartSize   = 5 << 30
+	maxParts      = 10000
+	partsInFlight = 2
+	// partsPerSize is how many parts go at one size before the size doubles, so that an object much larger than
+	// its hint still fits in maxParts: from 5 MiB, 2,000 parts of each of five sizes hold 310 GiB.
+	partsPerSize = maxParts / 5
 )
 
 type s3Bucket struct {
@@ -55,6 +63,9 @@ func openS3(ctx context.Context, l Location) (*s3Bucket, error) {
 			o.BaseEndpoint = aws.String(l.S3.Endpoint)
 		}
 		o.UsePathStyle = custom
+		// tandem checks each backup against the SHA-256 its manifest records; the SDK cannot check the composite
+		// checksum of an object stored in parts, and warns at every read of one.
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		if l.S3.PathStyle != nil {
 			o.UsePathStyle = *l.S3.PathStyle
 		}
@@ -76,61 +87,272 @@ func (b *s3Bucket) kmsKey() *string {
 	return aws.String(b.kms)
 }
 
-func (b *s3Bucket) Upload(ctx context.Context, key string, f *os.File, size int64) error {
+func (b *s3Bucket) Create(ctx context.Context, key string, opts CreateOptions) (Writer, error) {
 	k, err := b.key(key)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if size <= multipartAbove {
-		_, err := b.client.PutObject(ctx, &s3.PutObjectInput{
-			Bucket: &b.bucket, Key: k, Body: io.NewSectionReader(f, 0, size), ContentLength: aws.Int64(size),
-			ContentType: aws.String("application/gzip"), ServerSideEncryption: b.sse, SSEKMSKeyId: b.kmsKey(),
-		})
-		return err
+	contentType := opts.ContentType
+	if contentType == "" {
+		contentType = "application/octet-stream"
 	}
-	mp, err := b.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
-		Bucket: &b.bucket, Key: k, ContentType: aws.String("application/gzip"),
-		ServerSideEncryption: b.sse, SSEKMSKeyId: b.kmsKey(), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
-	})
-	if err != nil {
-		return err
+	// The first size fits an object of twice the hint in the first partsPerSize parts.
+	base := int64(minPartSize)
+	for base < maxPartSize && base*partsPerSize < 2*opts.SizeHint {
+		base *= 2
 	}
-	parts, err := b.uploadParts(ctx, k, mp.UploadId, f, size)
-	if err == nil {
-		_, err = b.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
-			Bucket: &b.bucket, Key: k, UploadId: mp.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: parts},
-		})
-	}
-	if err != nil {
-		// Abort even when ctx is done, so the store does not keep (and bill) the parts.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		if _, aerr := b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: k, UploadId: mp.UploadId}); aerr != nil {
-			return fmt.Errorf("%w (and aborting the multipart upload %s failed: %v)", err, aws.ToString(mp.UploadId), aerr)
-		}
-	}
-	return err
+	ctx, cancel := context.WithCancelCause(ctx)
+	w := &s3Writer{b: b, ctx: ctx, cancel: cancel, key: k, contentType: contentType, base: base, free: make(chan []byte, partsInFlight+1)}
+	w.buf = w.buffer()
+	return w, nil
 }
 
-func (b *s3Bucket) uploadParts(ctx context.Context, k, id *string, f *os.File, size int64) ([]types.CompletedPart, error) {
-	partSize := max(int64(minPartSize), size/maxParts+1)
-	var parts []types.CompletedPart
-	for off, n := int64(0), int32(1); off < size; off, n = off+partSize, n+1 {
-		length := min(partSize, size-off)
-		out, err := b.client.UploadPart(ctx, &s3.UploadPartInput{
-			Bucket: &b.bucket, Key: k, UploadId: id, PartNumber: aws.Int32(n),
-			Body: io.NewSectionReader(f, off, length), ContentLength: aws.Int64(length),
+// s3Writer streams an object to S3 as a multipart upload, started when the first part is full.
+type s3Writer struct {
+	b           *s3Bucket
+	ctx         context.Context // ends the uploads of parts when Abort is called or a part failed
+	cancel      context.CancelCauseFunc
+	key         *string
+	contentType string
+	base        int64 // the size of the first partsPerSize parts
+
+	buf       []byte      // the part being filled
+	free      chan []byte // buffers whose part has been uploaded
+	allocated int         // buffers made, at most partsInFlight+1 of each size
+	inFlight  sync.WaitGroup
+	slots     chan struct{} // one token per part being uploaded
+
+	id      *string // the multipart upload's, nil until the first part is full
+	next    int32   // the next part's number
+	written int64
+
+	mu    sync.Mutex
+	parts []types.CompletedPart
+	err   error // the first failure; every call after it fails
+	ended bool  // committed or aborted
+}
+
+// partSize is the size of part n (from 1).
+func (w *s3Writer) partSize(n int32) int64 {
+	return min(w.base<<((n-1)/partsPerSize), maxPartSize)
+}
+
+// buffer returns an empty buffer for the part w.next+1: one freed, when it is as large as that part, or a new one.
+func (w *s3Writer) buffer() []byte {
+	size := w.partSize(w.next + 1)
+	for {
+		select {
+		case b := <-w.free:
+			if int64(cap(b)) == size {
+				return b[:0]
+			}
+			w.allocated-- // a smaller part's: let it go
+			continue
+		default:
+		}
+		if w.allocated < partsInFlight+1 {
+			w.allocated++
+			return make([]byte, 0, size)
+		}
+		select {
+		case b := <-w.free:
+			if int64(cap(b)) == size {
+				return b[:0]
+			}
+			w.allocated--
+		case <-w.ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (w *s3Writer) fail(err error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+		w.cancel(err)
+	}
+	return w.err
+}
+
+func (w *s3Writer) failed() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil && w.ctx.Err() != nil {
+		w.err = context.Cause(w.ctx)
+	}
+	return w.err
+}
+
+func (w *s3Writer) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		if err := w.failed(); err != nil {
+			return n, err
+		}
+		if w.ended {
+			return n, errors.New("write to an object already committed or aborted")
+		}
+		room := cap(w.buf) - len(w.buf)
+		c := min(room, len(p))
+		w.buf = append(w.buf, p[:c]...)
+		p, n = p[c:], n+c
+		if len(w.buf) == cap(w.buf) {
+			if err := w.sendPart(); err != nil {
+				return n, err
+			}
+		}
+	}
+	w.written += int64(n)
+	return n, nil
+}
+
+// sendPart starts uploading the full buffer as the next part, after starting the multipart upload for the first,
+// and waits for a free buffer; with partsInFlight parts uploading, it waits for one of them to end.
+func (w *s3Writer) sendPart() error {
+	if w.id == nil {
+		mp, err := w.b.client.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{
+			Bucket: &w.b.bucket, Key: w.key, ContentType: aws.String(w.contentType),
+			ServerSideEncryption: w.b.sse, SSEKMSKeyId: w.b.kmsKey(), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
+		})
+		if err != nil {
+			return w.fail(err)
+		}
+		w.id = mp.UploadId
+		w.slots = make(chan struct{}, partsInFlight)
+	}
+	if w.next == maxParts {
+		return w.fail(fmt.Errorf("the object is larger than %d parts hold (the last %d MiB)", maxParts, w.partSize(maxParts)>>20))
+	}
+	w.next++
+	n, body := w.next, w.buf
+	select {
+	case w.slots <- struct{}{}:
+	case <-w.ctx.Done():
+		return w.failed()
+	}
+	w.inFlight.Add(1)
+	go func() {
+		defer w.inFlight.Done()
+		defer func() { <-w.slots }()
+		out, err := w.b.client.UploadPart(w.ctx, &s3.UploadPartInput{
+			Bucket: &w.b.bucket, Key: w.key, UploadId: w.id, PartNumber: aws.Int32(n),
+			Body: bytes.NewReader(body), ContentLength: aws.Int64(int64(len(body))),
 			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("part %d: %w", n, err)
+			w.fail(fmt.Errorf("part %d: %w", n, err))
+			return
 		}
-		parts = append(parts, types.CompletedPart{
-			PartNumber: aws.Int32(n), ETag: out.ETag,
-			ChecksumCRC32: out.ChecksumCRC32,
-		})
+		w.mu.Lock()
+		w.parts = append(w.parts, types.CompletedPart{PartNumber: aws.Int32(n), ETag: out.ETag, ChecksumCRC32: out.ChecksumCRC32})
+		w.mu.Unlock()
+		w.free <- body
+	}()
+	if w.buf = w.buffer(); w.buf == nil {
+		return w.failed()
 	}
-	return parts, nil
+	return nil
+}
+
+func (w *s3Writer) Commit() (int64, error) {
+	if w.ended {
+		return 0, errors.New("object already committed or aborted")
+	}
+	if err := w.commit(); err != nil {
+		if aerr := w.Abort(); aerr != nil {
+			return 0, fmt.Errorf("%w; %w", err, aerr)
+		}
+		return 0, err
+	}
+	w.ended = true
+	w.cancel(nil)
+	// What the store holds is what was written: a store that lost a part says so here, not at restore.
+	size, err := w.b.Size(context.WithoutCancel(w.ctx), strings.TrimPrefix(*w.key, w.b.prefix))
+	if err != nil {
+		return 0, fmt.Errorf("stored, but reading its size back: %w", err)
+	}
+	if size != w.written {
+		return 0, fmt.Errorf("wrote %d bytes, but the object has %d", w.written, size)
+	}
+	return size, nil
+}
+
+func (w *s3Writer) commit() error {
+	if err := w.failed(); err != nil {
+		return err
+	}
+	if w.id == nil { // smaller than a part: one PUT
+		_, err := w.b.client.PutObject(w.ctx, &s3.PutObjectInput{
+			Bucket: &w.b.bucket, Key: w.key, Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf))),
+			ContentType: aws.String(w.contentType), ServerSideEncryption: w.b.sse, SSEKMSKeyId: w.b.kmsKey(),
+		})
+		return err
+	}
+	if len(w.buf) > 0 {
+		if err := w.sendPart(); err != nil {
+			return err
+		}
+	}
+	w.inFlight.Wait()
+	if err := w.failed(); err != nil {
+		return err
+	}
+	slices.SortFunc(w.parts, func(a, b types.CompletedPart) int { return int(aws.ToInt32(a.PartNumber) - aws.ToInt32(b.PartNumber)) })
+	_, err := w.b.client.CompleteMultipartUpload(w.ctx, &s3.CompleteMultipartUploadInput{
+		Bucket: &w.b.bucket, Key: w.key, UploadId: w.id, MultipartUpload: &types.CompletedMultipartUpload{Parts: w.parts},
+	})
+	return err
+}
+
+func (w *s3Writer) Abort() error {
+	if w.ended {
+		return nil
+	}
+	w.ended = true
+	w.cancel(errors.New("aborted"))
+	w.inFlight.Wait()
+	if w.id == nil {
+		return nil
+	}
+	// Aborted even when the caller's ctx is done, so that the store does not keep (and bill) the parts; within
+	// a SIGTERM's grace period.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), 10*time.Second)
+	defer cancel()
+	if _, err := w.b.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: &w.b.bucket, Key: w.key, UploadId: w.id}); err != nil {
+		return fmt.Errorf("aborting the multipart upload %s of %s: %w (until it is aborted, or a lifecycle rule removes it, the store keeps its parts; none is visible as an object)",
+			aws.ToString(w.id), aws.ToString(w.key), err)
+	}
+	return nil
+}
+
+func (b *s3Bucket) Uploads(ctx context.Context) ([]Upload, error) {
+	var out []Upload
+	p := s3.NewListMultipartUploadsPaginator(b.client, &s3.ListMultipartUploadsInput{Bucket: &b.bucket, Prefix: aws.String(b.prefix), Delimiter: aws.String("/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range page.Uploads {
+			key := strings.TrimPrefix(aws.ToString(u.Key), b.prefix)
+			if key == "" || strings.Contains(key, "/") {
+				continue
+			}
+			out = append(out, Upload{Key: key, ID: aws.ToString(u.UploadId), Initiated: aws.ToTime(u.Initiated)})
+		}
+	}
+	return out, nil
+}
+
+func (b *s3Bucket) AbortUpload(ctx context.Context, u Upload) error {
+	k, err := b.key(u.Key)
+	if err != nil {
+		return err
+	}
+	_, err = b.client.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &b.bucket, Key: k, UploadId: aws.String(u.ID)})
+	return err
 }
 
 func (b *s3Bucket) Size(ctx context.Context, key string) (int64, error) {

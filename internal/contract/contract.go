@@ -53,11 +53,14 @@ const (
 	// that is not a StatefulSet's.
 	EnvMembers  = "BACKUP_MEMBERS"
 	EnvPodIndex = "BACKUP_POD_INDEX"
+	// EnvDirSizeLimit is the sizeLimit of the backup-data emptyDir (a Kubernetes quantity such as 16Gi), which
+	// the sidecar keeps below: the kubelet evicts a pod whose emptyDir outgrows it.
+	EnvDirSizeLimit = "BACKUP_DIR_SIZE_LIMIT"
 )
 
 // InjectedEnv are the variables the injector sets itself from the pod's annotations; a profile's env may not
 // redefine them.
-var InjectedEnv = []string{EnvLocation, EnvInterval, EnvIntervalSeconds, EnvDatabaseName, EnvDatabasePassword, EnvPodName, EnvMembers, EnvPodIndex}
+var InjectedEnv = []string{EnvLocation, EnvInterval, EnvIntervalSeconds, EnvDatabaseName, EnvDatabasePassword, EnvPodName, EnvMembers, EnvPodIndex, EnvDirSizeLimit}
 
 // Which members of a workload back up: every pod, or a StatefulSet's member with index 0 only.
 const (

@@ -99,7 +99,7 @@ func TestWebhookAdmitsWhatTheSidecarStartsWith(t *testing.T) {
 		sidecar := backup.DefaultConfig()
 		sidecarErr := sidecar.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 		if sidecarErr == nil {
-			sidecarErr = sidecar.Validate()
+			sidecarErr = sidecar.ValidateForBackup()
 		}
 		switch {
 		case admitted && sidecarErr != nil:

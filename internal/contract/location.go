@@ -3,6 +3,7 @@ package contract
 import (
 	"fmt"
 	"net/url"
+	"path"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -150,4 +151,19 @@ func (l Location) ObjectURL(key string) string {
 	u.Path = strings.TrimSuffix(u.Path, "/") + "/" + key
 	u.RawPath = ""
 	return u.String()
+}
+
+// CheckOutside refuses a file:// location at or under dir, the sidecar's BACKUP_DIR: that directory (the
+// backup-data emptyDir, BackupMountPath in a pod) holds the sidecar's local copies and verification's throwaway
+// server, and is deleted with the pod, backups and all.
+func CheckOutside(l Location, dir string) error {
+	if l.Scheme != "file" || dir == "" {
+		return nil
+	}
+	p, d := path.Clean(l.Bucket), path.Clean(dir)
+	if p == d || strings.HasPrefix(p, d+"/") {
+		return fmt.Errorf("%s is inside the sidecar's own directory %s, which holds its local copies and verification's throwaway server "+
+			"and is deleted with the pod: back up to a volume mounted elsewhere, or to s3://", l, dir)
+	}
+	return nil
 }

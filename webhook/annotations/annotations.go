@@ -154,8 +154,11 @@ func ValidateProfileName(v string) error {
 
 // ValidateLocation checks a backup location with the sidecar's own grammar (contract.ParseLocation).
 func ValidateLocation(v string) error {
-	_, err := contract.ParseLocation(v)
-	return err
+	l, err := contract.ParseLocation(v)
+	if err != nil {
+		return err
+	}
+	return contract.CheckOutside(l, contract.BackupMountPath)
 }
 
 // ParseInterval parses a backup interval with the sidecar's own rule (contract.ParseInterval).

@@ -164,6 +164,8 @@ func TestPlan(t *testing.T) {
 			}},
 		{name: "malformed location is refused", pod: dbPod(optIn(annotations.BackupLocation, "my-bucket/backups")), outcome: podinject.Refused,
 			refused: []string{"annotation tandem.dev/backup-location", "s3://bucket/prefix"}},
+		{name: "a location in the sidecar's own volume is refused", pod: dbPod(optIn(annotations.BackupLocation, "file:///backups/db")), outcome: podinject.Refused,
+			refused: []string{"annotation tandem.dev/backup-location", "inside the sidecar's own directory /backups", "is deleted with the pod"}},
 		{name: "bad duration is refused", pod: dbPod(optIn(annotations.BackupInterval, "daily")), outcome: podinject.Refused,
 			refused: []string{"annotation tandem.dev/backup-interval", `"daily" is not a Go duration`}},
 		{name: "every bad annotation is reported at once", pod: dbPod(optIn(annotations.BackupInterval, "0s", annotations.DatabaseSecret, "DB_Secrets")), outcome: podinject.Refused,

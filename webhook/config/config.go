@@ -12,6 +12,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 )
 
@@ -83,6 +84,15 @@ type Profile struct {
 	// VolumeMounts are extra sidecar mounts, of `backup-data` or of the profile's volumes (not at `/backups`
 	// or `/secrets`).
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+	// DataSizeLimit is the `sizeLimit` of the `backup-data` emptyDir: the disk the sidecar may use on the node,
+	// for the throwaway server a verification restores each backup into (about 1.5 times the size of the dump)
+	// and for local copies (`BACKUP_KEEP`, none by default). The kubelet evicts a pod whose emptyDir outgrows its
+	// limit, so the sidecar is told it too (`BACKUP_DIR_SIZE_LIMIT`) and stays below it: a verification that
+	// would not fit is not started, or stopped, and says so; a local copy that would not fit is not written.
+	// `0` sets no limit.
+	//
+	// Default: none; `16Gi` in the built-in profiles.
+	DataSizeLimit *resource.Quantity `json:"dataSizeLimit,omitempty"`
 	// Interval is the default time between backups, a Go duration of at least 1s.
 	//
 	// Default: `24h`.

@@ -86,6 +86,9 @@ func (p *Profile) validate(path *field.Path, name string) field.ErrorList {
 			errs = append(errs, field.Forbidden(ep, fmt.Sprintf("%s is set by tandem from the pod's annotations", e.Name)))
 		}
 	}
+	if p.DataSizeLimit != nil && p.DataSizeLimit.Sign() < 0 {
+		errs = append(errs, field.Invalid(path.Child("dataSizeLimit"), p.DataSizeLimit.String(), "must not be negative (0 sets no limit)"))
+	}
 	errs = append(errs, validateResources(path.Child("resources"), p.Resources)...)
 	if p.GuaranteedResources != nil {
 		gp := path.Child("guaranteedResources")

@@ -49,7 +49,7 @@ func TestInjectKeepsWhatTheUserWrote(t *testing.T) {
 			"\n        valueFrom:\n            fieldRef:\n                apiVersion: v1\n",
 			"\n      command:\n      - tandem\n      - backup\n",
 			"            two lines\n    initContainers:\n", // a new key goes before the comments that end its mapping
-			"\n    volumes:\n    - name: backup-data\n      emptyDir: {}\n",
+			"\n    volumes:\n    - name: backup-data\n      emptyDir:\n          sizeLimit: 16Gi\n",
 		}},
 		{name: "separators and untouched documents as they came",
 			input: "---\n# only a comment\n--- # the service\napiVersion: v1\nkind: Service\nmetadata: {name: db}\n---\n" +

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -238,7 +239,7 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 	mounts := append(make([]corev1.VolumeMount, 0, 2+len(profile.VolumeMounts)),
 		corev1.VolumeMount{Name: contract.BackupVolume, MountPath: contract.BackupMountPath})
 	s.volumes = append(make([]corev1.Volume, 0, 2+len(profile.Volumes)),
-		corev1.Volume{Name: contract.BackupVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		corev1.Volume{Name: contract.BackupVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: dataSizeLimit(profile)}}})
 	c := &corev1.Container{
 		Name:            profile.ContainerName,
 		Image:           profile.Image,
@@ -281,6 +282,14 @@ func buildSidecar(profile *config.Profile, name string, ann map[string]string, s
 	return s
 }
 
+// dataSizeLimit is the sizeLimit of the backup-data volume: the profile's, nil for none (or 0).
+func dataSizeLimit(p *config.Profile) *resource.Quantity {
+	if p.DataSizeLimit == nil || p.DataSizeLimit.IsZero() {
+		return nil
+	}
+	return p.DataSizeLimit
+}
+
 func sidecarEnv(p *config.Profile, ann map[string]string, location string, seconds float64, port int32) []corev1.EnvVar {
 	env := make([]corev1.EnvVar, 0, len(p.Env)+6)
 	env = append(env,
@@ -303,6 +312,9 @@ func sidecarEnv(p *config.Profile, ann map[string]string, location string, secon
 	}
 	if port > 0 {
 		env = append(env, corev1.EnvVar{Name: contract.EnvMetricsBindAddress, Value: contract.MetricsBindAddress(port)})
+	}
+	if limit := dataSizeLimit(p); limit != nil {
+		env = append(env, corev1.EnvVar{Name: contract.EnvDirSizeLimit, Value: limit.String()})
 	}
 	// Which pod took each backup, and which member of a StatefulSet this is, from the Downward API.
 	env = append(env, corev1.EnvVar{Name: contract.EnvPodName, ValueFrom: &corev1.EnvVarSource{

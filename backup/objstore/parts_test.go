@@ -14,7 +14,7 @@ func TestPartSizes(t *testing.T) {
 	}{
 		{0, 5 << 20},
 		{1 << 30, 5 << 20},
-		{40 << 30, 80 << 20}, // 2,000 parts of 40 MiB hold 78 GiB, less than twice the hint
+		{40 << 30, 80 << 20},  // 2,000 parts of 40 MiB hold 78 GiB, less than twice the hint
 		{1 << 40, 1280 << 20}, // 1 TiB: 2,000 parts of 640 MiB hold 1,250 GiB, less than twice
 	} {
 		w, err := b.Create(context.Background(), "k", CreateOptions{SizeHint: tc.hint})

@@ -199,7 +199,7 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 		w.buf = append(w.buf, p[:c]...)
 		p, n = p[c:], n+c
 		if len(w.buf) == cap(w.buf) {
-			if err := w.sendPart(); err != nil {
+			if err := w.sendPart(false); err != nil {
 				return n, err
 			}
 		}
@@ -209,8 +209,8 @@ func (w *s3Writer) Write(p []byte) (int, error) {
 }
 
 // sendPart starts uploading the full buffer as the next part, after starting the multipart upload for the first,
-// and waits for a free buffer; with partsInFlight parts uploading, it waits for one of them to end.
-func (w *s3Writer) sendPart() error {
+// and, unless it is the last, waits for a free buffer: with partsInFlight parts uploading, for one of them to end.
+func (w *s3Writer) sendPart(last bool) error {
 	if w.id == nil {
 		mp, err := w.b.client.CreateMultipartUpload(w.ctx, &s3.CreateMultipartUploadInput{
 			Bucket: &w.b.bucket, Key: w.key, ContentType: aws.String(w.contentType),
@@ -250,6 +250,10 @@ func (w *s3Writer) sendPart() error {
 		w.mu.Unlock()
 		w.free <- body
 	}()
+	if last {
+		w.buf = nil
+		return nil
+	}
 	if w.buf = w.buffer(); w.buf == nil {
 		return w.failed()
 	}
@@ -291,7 +295,7 @@ func (w *s3Writer) commit() error {
 		return err
 	}
 	if len(w.buf) > 0 {
-		if err := w.sendPart(); err != nil {
+		if err := w.sendPart(true); err != nil {
 			return err
 		}
 	}

@@ -40,7 +40,7 @@ var (
 		Name: "zstd", Ext: "zst", ContentType: "application/zstd",
 		newWriter: func(w io.Writer) (io.WriteCloser, error) {
 			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(zstdWindow),
-				zstd.WithEncoderConcurrency(1))
+				zstd.WithEncoderConcurrency(2))
 		},
 		newReader: func(r io.Reader) (io.ReadCloser, error) {
 			// Low memory and a window no larger than tandem writes: a restore never holds more than it must.

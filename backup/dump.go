@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"golang.org/x/sys/unix"
 
 	"github.com/tandem-dev/tandem/backup/codec"
 	"github.com/tandem-dev/tandem/backup/objstore"
@@ -114,7 +115,9 @@ func (r *Runner) dump(ctx context.Context, started time.Time) (*Manifest, bool, 
 			if err := r.putManifest(ctx, bucket, m); err != nil {
 				out.objErr = err
 				// A backup object without its manifest is incomplete, never the latest: do not leave it.
-				_ = bucket.Delete(context.WithoutCancel(ctx), name)
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				_ = bucket.Delete(dctx, name)
+				cancel()
 			} else {
 				landed = true
 			}
@@ -191,17 +194,35 @@ func (r *Runner) putManifest(ctx context.Context, bucket objstore.Bucket, m *Man
 // wrote is not a whole dump. It returns what the dump's text says of it.
 func (r *Runner) runDump(ctx context.Context, cl client, out *partialBackup) (dumpFacts, error) {
 	cmd := command(ctx, cl.prog, cl.args, cl.env)
-	cmd.Stdout = out
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return dumpFacts{}, err
+	}
 	stderr := &tailBuffer{max: 4 << 10}
 	cmd.Stderr = stderr
 	r.log.V(1).Info("dumping", "command", cl.prog, "args", cl.args, "object", r.loc.ObjectURL(out.name))
-	runErr := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return dumpFacts{}, err
+	}
+	// A pipe of 1 MiB rather than 64 KiB, read 256 KiB at a time: the dump program keeps writing while a part
+	// is handed to the upload, instead of waiting on the compressor a block at a time.
+	if f, ok := stdout.(*os.File); ok {
+		_, _ = unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
+	_, copyErr := io.CopyBuffer(out, struct{ io.Reader }{stdout}, make([]byte, 256<<10)) // not File.WriteTo's 32 KiB
+	if copyErr != nil {
+		// Nowhere to write to: the dump program's next write fails, and it exits.
+		_ = stdout.Close()
+	}
+	runErr := cmd.Wait()
 	closeErr := out.close() // the compressor's end, written out
 	switch {
 	case ctx.Err() != nil:
 		return dumpFacts{}, fmt.Errorf("dump interrupted: %w", context.Cause(ctx))
 	case out.stored.obj == nil && out.stored.local == nil:
 		return dumpFacts{}, out.stored.failure()
+	case copyErr != nil: // and the dump program, which could not write on, failed because of it
+		return dumpFacts{}, fmt.Errorf("compressing %s's output: %w", filepath.Base(cl.prog), copyErr)
 	case runErr != nil:
 		return dumpFacts{}, fmt.Errorf("%s failed: %v: %s", filepath.Base(cl.prog), runErr, stderr.String())
 	case out.n == 0:

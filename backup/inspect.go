@@ -97,6 +97,12 @@ func (s *sqlInspector) Write(p []byte) (int, error) {
 			p = s.scanValues(p)
 			continue
 		}
+		if s.copyTable != "" && len(s.line) == 0 {
+			p = s.scanRows(p)
+			if len(p) == 0 {
+				break
+			}
+		}
 		i := bytes.IndexByte(p, '\n')
 		chunk := p
 		if i >= 0 {
@@ -128,6 +134,24 @@ func (s *sqlInspector) Write(p []byte) (int, error) {
 		p = p[i+1:]
 	}
 	return n, nil
+}
+
+// scanRows counts the whole rows of a COPY block at the start of p, without copying them, and returns the rest:
+// from the block's end (\.), or a line cut off at the end of p, which the line reader takes.
+func (s *sqlInspector) scanRows(p []byte) []byte {
+	var rows int64
+	for {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 || (i == 2 && p[0] == '\\' && p[1] == '.') {
+			break
+		}
+		rows++
+		p = p[i+1:]
+	}
+	if rows > 0 {
+		s.count(s.copyTable, rows)
+	}
+	return p
 }
 
 // scanValues counts the (row) tuples of an INSERT's VALUES in p, up to the semicolon that ends the statement,

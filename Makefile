@@ -92,8 +92,9 @@ image: ## Build tandem:dev and tandem-backup:dev with docker build and the Docke
 	docker build --build-arg VERSION=$(VERSION) --target backup -t tandem-backup:dev .
 
 .PHONY: bench-backup
-bench-backup: deps ## The backup sidecar's costs: its footprint, and verifying a 1 GiB dump against restoring it (TANDEM_BENCH_SQL_MIB).
-	$(GO) test ./backup/ -run '^$$' -bench 'Footprint|VerifyCost' -benchtime 1x -timeout 0 -v
+bench-backup: deps ## The sidecar against its floor: backup and restore vs the database's own client (TANDEM_BENCH_SIZES, MiB), verify vs restore, its footprint.
+	$(GO) test ./backup/codec/ -run '^$$' -bench Compress -benchmem
+	$(GO) test ./backup/ -run '^$$' -bench 'BackupAtScale|VerifyCost|Footprint' -benchtime 1x -timeout 0 -v
 
 .PHONY: bench
 bench: ## Load-test tandem against a floor and a no-op controller-runtime server (table, bin/bench/*.json, latency PNG).

@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -95,9 +97,48 @@ func benchScale(b *testing.B, engine string, sqlMiB float64) {
 	}
 	eng := engines[engine]
 
-	// 1. The dump floor, then the plain dump the restore floor replays, kept on local disk.
-	b.Logf("load before the dump floor: %s", loadavg())
-	dumpFloor := runClient(b, eng, &cfg, false, "", io.Discard)
+	// 1. The dump floor and tandem backup --once, streaming, in turn, TANDEM_BENCH_REPEAT times (the medians are
+	// reported); then the plain dump the restore floor replays, kept on local disk.
+	repeat := 1
+	if s := os.Getenv("TANDEM_BENCH_REPEAT"); s != "" {
+		var err error
+		if repeat, err = strconv.Atoi(s); err != nil || repeat < 1 {
+			b.Fatalf("TANDEM_BENCH_REPEAT=%s: want a positive whole number", s)
+		}
+	}
+	var floors, backups []time.Duration
+	var bk *benchRun
+	var bkRSS int64
+	var peakDir atomic.Int64
+	// The CPU seconds of the database server (all its processes) and of the S3 server, in each phase: on this one
+	// machine they share its cores with the dump and with tandem.
+	server := serverPID("postgres", "-p "+strconv.Itoa(pg.Port))
+	if engine == "mysql" {
+		server = serverPID("mariadbd", "--port="+strconv.Itoa(maria.Port))
+	}
+	s3pid := serverPID("versitygw", store.Addr())
+	for i := range repeat {
+		b.Logf("load before the dump floor: %s", loadavg())
+		db0 := treeCPU(server)
+		var floorCPU float64
+		floors = append(floors, runClientCPU(b, eng, &cfg, &floorCPU))
+		floorServer := treeCPU(server) - db0
+		b.Logf("load before the backup: %s", loadavg())
+		stopDir := sampleDir(dir, &peakDir)
+		var rss int64
+		db0, s30 := treeCPU(server), treeCPU(s3pid)
+		bk, rss = runBenchRSS(b, timeout, env, "backup", "--once")
+		backupServer, backupStore := treeCPU(server)-db0, treeCPU(s3pid)-s30
+		stopDir()
+		if bk.code != 0 {
+			b.Fatalf("backup --once exited %d:\n%s", bk.code, bk.log.String())
+		}
+		bkRSS = max(bkRSS, rss)
+		backups = append(backups, bk.elapsed)
+		b.Logf("run %d: dump floor %.2f s (CPU: client %.1f s, database %.1f s); backup %.2f s (CPU: tandem and the client %.1f s, database %.1f s, S3 server %.1f s)",
+			i+1, floors[i].Seconds(), floorCPU, floorServer, bk.elapsed.Seconds(), bk.cpu, backupServer, backupStore)
+	}
+	dumpFloor, backupTime := median(floors), median(backups)
 	plain := filepath.Join(b.TempDir(), "dump.sql")
 	f, err := os.Create(plain)
 	if err != nil {
@@ -108,20 +149,11 @@ func benchScale(b *testing.B, engine string, sqlMiB float64) {
 		b.Fatal(err)
 	}
 
-	// 2. tandem backup --once, streaming.
-	b.Logf("load before the backup: %s", loadavg())
-	var peakDir atomic.Int64
-	stopDir := sampleDir(dir, &peakDir)
-	bk, bkRSS := runBenchRSS(b, timeout, env, "backup", "--once")
-	stopDir()
-	if bk.code != 0 {
-		b.Fatalf("backup --once exited %d:\n%s", bk.code, bk.log.String())
-	}
 	names := objects(b, store, prefix)
-	if len(names) != 1 {
-		b.Fatalf("backup --once left %q at %s", names, prefix)
+	if len(names) != repeat {
+		b.Fatalf("%d runs of backup --once left %q at %s", repeat, names, prefix)
 	}
-	m := readObjectManifest(b, prefix, names[0])
+	m := readObjectManifest(b, prefix, names[len(names)-1])
 	st, _ := os.Stat(plain)
 	if m.DumpBytes != st.Size() && engine == "postgres" {
 		b.Logf("note: tandem's dump has %d bytes, the floor's %d", m.DumpBytes, st.Size())
@@ -134,7 +166,7 @@ func benchScale(b *testing.B, engine string, sqlMiB float64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	restoreFloor := runClientFrom(b, eng, &cfg, names[0], in)
+	restoreFloor := runClientFrom(b, eng, &cfg, m.Name, in)
 	in.Close()
 	empty()
 	b.Logf("load before the restore: %s", loadavg())
@@ -152,8 +184,8 @@ func benchScale(b *testing.B, engine string, sqlMiB float64) {
 	b.ReportMetric(sqlOut, "sql-MiB")
 	b.ReportMetric(objMiB, "object-MiB")
 	b.ReportMetric(dumpFloor.Seconds(), "dump-floor-s")
-	b.ReportMetric(bk.elapsed.Seconds(), "backup-s")
-	b.ReportMetric(bk.elapsed.Seconds()/dumpFloor.Seconds(), "backup/floor")
+	b.ReportMetric(backupTime.Seconds(), "backup-s")
+	b.ReportMetric(backupTime.Seconds()/dumpFloor.Seconds(), "backup/floor")
 	b.ReportMetric(restoreFloor.Seconds(), "restore-floor-s")
 	b.ReportMetric(rs.elapsed.Seconds(), "restore-s")
 	b.ReportMetric(rs.elapsed.Seconds()/restoreFloor.Seconds(), "restore/floor")
@@ -161,9 +193,35 @@ func benchScale(b *testing.B, engine string, sqlMiB float64) {
 	b.ReportMetric(float64(peakDir.Load())/(1<<20), "peak-dir-MiB")
 	b.Logf("%s %.0f MiB of SQL, %.0f MiB zstd (%.2fx): dump floor %.1f s, backup %.1f s (%.2fx); restore floor %.1f s, restore %.1f s (%.2fx); "+
 		"peak RSS %.0f MiB (backup) %.0f MiB (restore); BACKUP_DIR peak %d bytes; load after: %s",
-		engine, sqlOut, objMiB, sqlOut/objMiB, dumpFloor.Seconds(), bk.elapsed.Seconds(), bk.elapsed.Seconds()/dumpFloor.Seconds(),
+		engine, sqlOut, objMiB, sqlOut/objMiB, dumpFloor.Seconds(), backupTime.Seconds(), backupTime.Seconds()/dumpFloor.Seconds(),
 		restoreFloor.Seconds(), rs.elapsed.Seconds(), rs.elapsed.Seconds()/restoreFloor.Seconds(),
 		float64(bkRSS)/(1<<20), float64(rsRSS)/(1<<20), peakDir.Load(), loadavg())
+}
+
+// serverPID is the pid of the test's process whose program is prog and whose arguments hold arg (a port), or 0.
+func serverPID(prog, arg string) int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+		if err != nil {
+			continue
+		}
+		args := readCmdline(pid)
+		if len(args) > 0 && filepath.Base(args[0]) == prog && strings.Contains(strings.Join(args, " "), arg) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// median is the middle of ds (the mean of the two in the middle, for an even count).
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // runClient runs engine's dump client (restore false) for cfg as tandem runs it, its output into out, and
@@ -190,6 +248,35 @@ func runClient(b *testing.B, eng *engine, cfg *Config, restore bool, backup stri
 		b.Fatal(err)
 	}
 	return time.Since(start)
+}
+
+// runClientCPU is runClient into /dev/null, adding the client's CPU seconds to cpu.
+func runClientCPU(b *testing.B, eng *engine, cfg *Config, cpu *float64) time.Duration {
+	b.Helper()
+	cl, err := eng.client(cfg, false, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cl.cleanup()
+	devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer devnull.Close()
+	cmd := exec.Command(clientPath(cl.prog), cl.args...)
+	cmd.Env, cmd.Stdout = cl.env, devnull // a file: the client writes to /dev/null itself, as a shell's > /dev/null does
+	var stderr tailBuffer
+	stderr.max = 4 << 10
+	cmd.Stderr = &stderr
+	start := time.Now()
+	if err := cmd.Run(); err != nil {
+		b.Fatalf("%s: %v: %s", cl.prog, err, stderr.String())
+	}
+	elapsed := time.Since(start)
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		*cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	return elapsed
 }
 
 // runClientFrom runs engine's restore client for cfg as tandem runs it, reading in, and returns how long it

@@ -32,9 +32,9 @@ type RestoreOptions struct {
 	Unverified bool
 }
 
-// Restore streams a backup from the bucket, through gunzip, into the database cfg names, with the engine's
-// client (psql in one transaction that stops at the first error, for postgres; mysql for mysql; mongorestore
-// --archive --drop for mongodb). The latest is the newest backup with a manifest. Before the database is
+// Restore streams a backup from the bucket, decompressed (zstd; gzip for .gz), into the database cfg names, with
+// the engine's client (psql in one transaction that stops at the first error, for postgres; mysql for mysql;
+// mongorestore --archive --drop for mongodb). The latest is the newest backup with a manifest. Before the database is
 // touched, the object is read once and checked against its manifest's SHA-256 and size; a backup that does not
 // match is refused, and the restore checks the SHA-256 again as it streams (postgres: a mismatch there aborts
 // the transaction). The backup is never held in memory or written to disk.

@@ -21,7 +21,7 @@ func runRestore(args []string) error {
 
 Checks a backup taken by tandem backup against its manifest (its size and SHA-256; "latest" is the newest backup
 with a manifest), refusing one that does not match unless --unverified, then streams it from object storage,
-through gunzip, into the database: psql in a single
+decompressed (zstd, or gzip for .gz backups), into the database: psql in a single
 transaction that stops at the first error for postgres (a failed restore changes nothing), the mysql client for
 mysql, mongorestore --archive --drop for mongodb (only the database's collections, renamed when restoring a
 backup of another database). Run it in the sidecar (kubectl exec POD -c tandem-backup -- tandem restore --from latest), where the

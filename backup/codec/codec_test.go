@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	kgzip "github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -129,6 +130,18 @@ func BenchmarkCompress(b *testing.B) {
 		}},
 		{"zstd-default-blocks", func(w io.Writer) (io.WriteCloser, error) {
 			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithConcurrentBlocks(true))
+		}},
+		{"zstd-fastest-noentropy", func(w io.Writer) (io.WriteCloser, error) {
+			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+				zstd.WithNoEntropyCompression(true))
+		}},
+		{"zstd-fastest-1MiB-window", func(w io.Writer) (io.WriteCloser, error) {
+			return zstd.NewWriter(w, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+				zstd.WithWindowSize(1<<20))
+		}},
+		{"s2-1core", func(w io.Writer) (io.WriteCloser, error) { return s2.NewWriter(w, s2.WriterConcurrency(1)), nil }},
+		{"s2-better-1core", func(w io.Writer) (io.WriteCloser, error) {
+			return s2.NewWriter(w, s2.WriterConcurrency(1), s2.WriterBetterCompression()), nil
 		}},
 		{"tandem", Zstd.NewWriter},
 	}

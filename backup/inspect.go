@@ -155,31 +155,68 @@ func (s *sqlInspector) scanRows(p []byte) []byte {
 }
 
 // scanValues counts the (row) tuples of an INSERT's VALUES in p, up to the semicolon that ends the statement,
-// and returns what follows it.
+// and returns what follows it. It jumps from one byte that matters to the next (a quote, a backslash in a string,
+// a parenthesis or semicolon outside one) with bytes.IndexByte and IndexAny, not byte by byte: most of a dump is
+// inside its tuples' strings.
 func (s *sqlInspector) scanValues(p []byte) []byte {
-	for i, c := range p {
-		switch {
-		case s.escaped:
+	for len(p) > 0 {
+		if s.escaped {
 			s.escaped = false
-		case s.quote != 0:
-			if c == '\\' {
-				s.escaped = true
-			} else if c == s.quote {
-				s.quote = 0
+			p = p[1:]
+			continue
+		}
+		if s.quote != 0 {
+			// The string ends at the first quote no backslash escapes; end is the next quote's offset in p (-1:
+			// none), kept as escapes are skipped, so many backslashes before one quote are not scanned again each.
+			end := bytes.IndexByte(p, s.quote)
+			for {
+				in := p
+				if end >= 0 {
+					in = p[:end]
+				}
+				k := bytes.IndexByte(in, '\\')
+				if k < 0 {
+					break
+				}
+				if k+1 == len(p) {
+					s.escaped = true // the byte it escapes is in the next write
+					return nil
+				}
+				p = p[k+2:]
+				if end >= 0 {
+					if end -= k + 2; end < 0 { // the escaped byte was that quote: the next one
+						end = bytes.IndexByte(p, s.quote)
+					}
+				}
 			}
-		case c == '\'' || c == '"':
+			if end < 0 {
+				return nil
+			}
+			s.quote = 0
+			p = p[end+1:]
+			continue
+		}
+		i := bytes.IndexAny(p, "'\"();")
+		if i < 0 {
+			return nil
+		}
+		switch c := p[i]; c {
+		case '\'', '"':
 			s.quote = c
-		case c == '(':
+		case '(':
 			if s.depth == 0 {
 				s.count(s.valTable, 1)
 			}
 			s.depth++
-		case c == ')':
+		case ')':
 			s.depth--
-		case c == ';' && s.depth == 0:
-			s.inValues = false
-			return p[i+1:]
+		case ';':
+			if s.depth == 0 {
+				s.inValues = false
+				return p[i+1:]
+			}
 		}
+		p = p[i+1:]
 	}
 	return nil
 }

@@ -38,8 +38,8 @@ var (
 	// Zstd is the codec of new backups: at zstd's fastest level it compresses a SQL dump five times as fast as
 	// gzip does, to an object as small (BenchmarkCompress: 170 MB/s a core at 2.6x, gzip 34 MB/s at 2.7x).
 	// Concurrency 2 compresses one block while the next is read. Nothing faster keeps the ratio: zstd without
-	// entropy coding and S2 are faster but compress only 1.6-1.7x, and so do Debian's lz4 -1 and zstd --fast;
-	// its zstd -1, the C library, is no faster than this on the same text (172 MB/s).
+	// entropy coding and S2 are faster but compress only 1.6-1.7x, as do Debian's lz4 -1 and zstd --fast, and
+	// Debian's zstd -1 (the C library) is no faster than this on the same text (172 MB/s).
 	Zstd = &Codec{
 		Name: "zstd", Ext: "zst", ContentType: "application/zstd",
 		newWriter: func(w io.Writer) (io.WriteCloser, error) {

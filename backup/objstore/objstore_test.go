@@ -69,19 +69,7 @@ func TestBucket(t *testing.T) {
 		testBucket(t, "file://"+dir, func() []string { return listDir(t, dir) }, func() []string { return nil })
 	})
 	t.Run("s3", func(t *testing.T) {
-		deps, err := backuptest.Provision()
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := backuptest.StartS3(deps, "backups")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(srv.Close)
-		for _, kv := range srv.Env() {
-			k, v, _ := strings.Cut(kv, "=")
-			t.Setenv(k, v)
-		}
+		srv := startS3(t)
 		uploads := func() []string {
 			keys, err := srv.Uploads("backups")
 			if err != nil {
@@ -284,9 +272,9 @@ func listDir(t *testing.T, dir string) []string {
 	return names
 }
 
-// Parts are sent with their CRC32 signed and their bodies unsigned: a part damaged on the way is refused by the
-// store (BadDigest), and the backup is not stored. A proxy in front of versitygw flips one byte of the second part's body.
-func TestS3RefusesAPartDamagedOnTheWay(t *testing.T) {
+// startS3 starts versitygw with a bucket "backups", stopped when t ends, and points the AWS SDK at it.
+func startS3(t *testing.T) *backuptest.S3 {
+	t.Helper()
 	deps, err := backuptest.Provision()
 	if err != nil {
 		t.Fatal(err)
@@ -296,6 +284,18 @@ func TestS3RefusesAPartDamagedOnTheWay(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
+	for _, kv := range srv.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return srv
+}
+
+// Parts are sent with their CRC32 signed and their bodies unsigned: a part damaged on the way is refused by the
+// store (BadDigest), and the backup is not stored. A proxy in front of versitygw flips one byte of the second
+// part's body.
+func TestS3RefusesAPartDamagedOnTheWay(t *testing.T) {
+	srv := startS3(t)
 	target, _ := url.Parse("http://" + srv.Addr())
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var flipped atomic.Int32
@@ -311,10 +311,6 @@ func TestS3RefusesAPartDamagedOnTheWay(t *testing.T) {
 	}
 	front := httptest.NewServer(proxy)
 	t.Cleanup(front.Close)
-	for _, kv := range srv.Env() {
-		k, v, _ := strings.Cut(kv, "=")
-		t.Setenv(k, v)
-	}
 	t.Setenv("AWS_ENDPOINT_URL", front.URL)
 
 	ctx := context.Background()

@@ -128,7 +128,7 @@ func BenchmarkVerifyCost(b *testing.B) {
 	if vs.code != 0 || !strings.Contains(vs.log.String(), `"msg":"verified"`) {
 		b.Fatalf("verify --from latest exited %d:\n%s", vs.code, vs.log.String())
 	}
-	ph := verifyPhases(vs)
+	ph := verifyPhases(b, vs)
 	b.Logf("verify: %s, CPU %.1f s, %d samples, peak %d processes; peak RSS by program: %s\n%s",
 		vs.elapsed.Round(100*time.Millisecond), vs.cpu, vs.sampler.samples, vs.sampler.peakProcs, vs.sampler.byName(), vs.log.String())
 
@@ -168,7 +168,7 @@ func BenchmarkVerifyCost(b *testing.B) {
 	}
 	summary := fmt.Sprintf("%.0f MiB SQL, %.0f MiB zstd (%.2fx), %d rows in %d tables; restore %.1f s (%s), verify %.1f s = %.2fx (%s); CPU: restore %.1f s (%.1f in the server), verify %.1f s; "+
 		"peak RSS %.0f MiB (PSS %.0f, anon %.0f), peak disk %.0f MiB",
-		dumpMiB, objectMiB, dumpMiB/objectMiB, rows, len(m.Tables), rs.elapsed.Seconds(), phaseString(restorePhases(rs)), vs.elapsed.Seconds(), ratio, phaseString(ph), rs.cpu+restoreServerCPU, restoreServerCPU, vs.cpu,
+		dumpMiB, objectMiB, dumpMiB/objectMiB, rows, len(m.Tables), rs.elapsed.Seconds(), phaseString(restorePhases(b, rs)), vs.elapsed.Seconds(), ratio, phaseString(ph), rs.cpu+restoreServerCPU, restoreServerCPU, vs.cpu,
 		vs.sampler.peakRSS/(1<<20), vs.sampler.peakPSS/(1<<20), vs.sampler.peakAnon/(1<<20), vs.sampler.peakDisk/(1<<20))
 	if cg != nil {
 		ok := 0.0
@@ -443,8 +443,8 @@ type phase struct {
 // verifyPhases splits a verification's time at its log lines: the checksum pass (the object read once), the
 // throwaway server (initdb and its start), the restore into it, the row counts, and its removal (and the
 // manifest's update).
-func verifyPhases(r *benchRun) []phase {
-	return phases(r, "teardown", []mark{
+func verifyPhases(tb testing.TB, r *benchRun) []phase {
+	return phases(tb, r, "teardown", []mark{
 		{"checksum", "verify: the backup matches its manifest"},
 		{"server", "verify: throwaway server started"},
 		{"restore", "verify: restored into a throwaway server"},
@@ -453,19 +453,22 @@ func verifyPhases(r *benchRun) []phase {
 }
 
 // restorePhases splits a restore's time likewise: the checksum pass, the restore, and the exit.
-func restorePhases(r *benchRun) []phase {
-	return phases(r, "exit", []mark{{"checksum", "the backup matches its manifest"}, {"restore", "restored"}})
+func restorePhases(tb testing.TB, r *benchRun) []phase {
+	return phases(tb, r, "exit", []mark{{"checksum", "the backup matches its manifest"}, {"restore", "restored"}})
 }
 
 type mark struct{ name, msg string }
 
-// phases splits r's time at the first lines of the marks' messages, in order; last is the rest's name.
-func phases(r *benchRun, last string, marks []mark) []phase {
+// phases splits r's time at the first lines of the marks' messages, in order; last is the rest's name. A mark
+// whose message is not in the log (a log line reworded) is an error, not a phase silently left out.
+func phases(tb testing.TB, r *benchRun, last string, marks []mark) []phase {
+	tb.Helper()
 	var out []phase
 	var prev time.Duration
 	for _, mk := range marks {
 		at, ok := r.log.first(mk.msg)
 		if !ok {
+			tb.Errorf("no log line %q to end the %s phase at: the phases after %v are not measured", mk.msg, mk.name, out)
 			return out
 		}
 		out = append(out, phase{mk.name, at - prev})
